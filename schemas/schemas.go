@@ -1,0 +1,49 @@
+// Package schemas holds one JSON Schema per stream, generated from Klaviyo's OpenAPI components and embedded.
+//
+// The files are generated, never edited by hand: `go generate ./schemas` rewrites them from
+// ../shared/klaviyo/stable.json and the stream table, and a test fails when the committed files drift from
+// what the generator writes.
+package schemas
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+)
+
+//go:generate go run ./internal/gen
+
+//go:embed *.json
+var files embed.FS
+
+// Get returns the JSON Schema of the stream's flat records. The bytes are a fresh copy, so a caller may keep or
+// change them.
+func Get(stream string) ([]byte, error) {
+	if stream == "" || strings.ContainsAny(stream, `/\.`) {
+		return nil, fmt.Errorf("schema for stream %q: not a stream name", stream)
+	}
+	b, err := files.ReadFile(stream + ".json")
+	if err != nil {
+		return nil, fmt.Errorf("schema for stream %q: %w", stream, err)
+	}
+	return b, nil
+}
+
+// Names returns the streams that have a schema, sorted.
+func Names() []string {
+	entries, err := fs.ReadDir(files, ".")
+	if err != nil {
+		// The embedded root always exists; an error here would be a toolchain bug, and no names is the honest answer.
+		return nil
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if n, ok := strings.CutSuffix(e.Name(), ".json"); ok && !e.IsDir() {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}

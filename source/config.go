@@ -1,0 +1,162 @@
+package source
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/xeipuuv/gojsonschema"
+)
+
+// specJSON is the connection specification: the SPEC command prints it and every config is validated against it,
+// so the form Airbyte shows and the checks we run can never disagree.
+//
+//go:embed spec.json
+var specJSON []byte
+
+// DefaultBaseURL is Klaviyo's API host.
+const DefaultBaseURL = "https://a.klaviyo.com"
+
+// Config is the validated connector configuration.
+type Config struct {
+	APIKey                  string    `json:"api_key"`
+	StartDate               time.Time `json:"-"`
+	RawStartDate            string    `json:"start_date"`
+	EventMetricIDs          []string  `json:"event_metric_ids"`
+	ProfileSubscriptions    *bool     `json:"profile_subscriptions"`
+	ProfilePredictive       bool      `json:"profile_predictive_analytics"`
+	BaseURL                 string    `json:"base_url"`
+	MaxConcurrency          int       `json:"max_concurrency"`
+	RateLimitScale          float64   `json:"rate_limit_scale"`
+	MaxRetryWaitSeconds     int       `json:"max_retry_wait_seconds"`
+	RequestTimeoutSeconds   int       `json:"request_timeout_seconds"`
+}
+
+// WantSubscriptions reports whether profiles are read with their consent (default on).
+func (c Config) WantSubscriptions() bool { return c.ProfileSubscriptions == nil || *c.ProfileSubscriptions }
+
+// Secrets lists the values that must never appear in output.
+func (c Config) Secrets() []string {
+	if c.APIKey == "" {
+		return nil
+	}
+	return []string{c.APIKey}
+}
+
+// ParseConfig validates raw config JSON against the SPEC and returns the config with defaults applied. file names
+// the config file in error messages. The API key is never quoted back.
+func ParseConfig(file string, raw []byte) (Config, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return Config{}, configErrorf("%s is empty: it must hold a JSON object with at least api_key", file)
+	}
+	var probe any
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return Config{}, configErrorf("%s is not valid JSON (%s): fix the file's syntax", file, jsonSyntaxHint(err))
+	}
+	if _, ok := probe.(map[string]any); !ok {
+		return Config{}, configErrorf("%s must hold a JSON object, like {\"api_key\": \"pk_...\"}", file)
+	}
+	if err := validateAgainstSpec(file, raw); err != nil {
+		return Config{}, err
+	}
+	var c Config
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return Config{}, configErrorf("%s could not be read: %v", file, err)
+	}
+	if c.RawStartDate != "" {
+		t, err := time.Parse(time.RFC3339, c.RawStartDate)
+		if err != nil {
+			return Config{}, configErrorf("%s: start_date %q is not an RFC 3339 date-time; write it like 2024-01-01T00:00:00Z", file, c.RawStartDate)
+		}
+		c.StartDate = t.UTC()
+	}
+	if c.BaseURL == "" {
+		c.BaseURL = DefaultBaseURL
+	}
+	u, err := url.Parse(c.BaseURL)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return Config{}, configErrorf("%s: base_url %q is not an http(s) URL; remove it to use %s", file, c.BaseURL, DefaultBaseURL)
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if c.MaxConcurrency == 0 {
+		c.MaxConcurrency = 16
+	}
+	if c.RateLimitScale == 0 {
+		c.RateLimitScale = 1
+	}
+	if c.MaxRetryWaitSeconds == 0 {
+		c.MaxRetryWaitSeconds = 600
+	}
+	if c.RequestTimeoutSeconds == 0 {
+		c.RequestTimeoutSeconds = 60
+	}
+	return c, nil
+}
+
+// validateAgainstSpec checks the config against spec.json with gojsonschema and turns the first problems into one
+// sentence that names the fields. Values are never echoed: a misplaced API key could be among them.
+func validateAgainstSpec(file string, raw []byte) error {
+	schema, err := gojsonschema.NewSchema(gojsonschema.NewBytesLoader(specJSON))
+	if err != nil {
+		return fmt.Errorf("compiling the connector's own spec: %w", err)
+	}
+	res, err := schema.Validate(gojsonschema.NewBytesLoader(raw))
+	if err != nil {
+		return configErrorf("%s could not be validated: %v", file, err)
+	}
+	if res.Valid() {
+		return nil
+	}
+	var problems []string
+	for _, e := range res.Errors() {
+		field := e.Field()
+		if field == "(root)" {
+			if p, ok := e.Details()["property"].(string); ok {
+				field = p
+			}
+		}
+		problems = append(problems, fmt.Sprintf("%s %s", field, describeSchemaError(e)))
+	}
+	sort.Strings(problems)
+	return configErrorf("%s does not match the connector's spec: %s; run `spec` to see every option", file, strings.Join(problems, "; "))
+}
+
+// describeSchemaError words a gojsonschema error without quoting the offending value.
+func describeSchemaError(e gojsonschema.ResultError) string {
+	d := e.Details()
+	switch e.Type() {
+	case "required":
+		return "is required"
+	case "invalid_type":
+		return fmt.Sprintf("must be %v, not %v", d["expected"], d["given"])
+	case "string_gte":
+		return "must not be empty"
+	case "pattern", "format":
+		if e.Field() == "start_date" {
+			return "must be an RFC 3339 date-time like 2024-01-01T00:00:00Z"
+		}
+		return "has the wrong format"
+	case "number_gte", "number_lte", "number_gt", "number_lt":
+		return fmt.Sprintf("is out of range (%s)", strings.TrimPrefix(e.Type(), "number_"))
+	default:
+		return "is invalid (" + e.Type() + ")"
+	}
+}
+
+// jsonSyntaxHint keeps a decoder error short and free of the document's contents.
+func jsonSyntaxHint(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "offset"); i >= 0 {
+		return "syntax error near " + msg[i:]
+	}
+	if len(msg) > 80 {
+		msg = msg[:80]
+	}
+	return msg
+}

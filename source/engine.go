@@ -1,0 +1,597 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/source-klaviyo/source-klaviyo/catalog"
+	"github.com/source-klaviyo/source-klaviyo/source/emit"
+	"github.com/source-klaviyo/source-klaviyo/source/klaviyo"
+)
+
+// engine runs one sync: every selected stream concurrently, each split into windows or parents read by workers,
+// every request waiting on its endpoint's budget inside the client.
+type engine struct {
+	cfg       Config
+	client    *klaviyo.Client
+	out       emit.Writer
+	syncStart time.Time
+	parents   *parentCache
+}
+
+// streamRun is the per-stream view the workers share.
+type streamRun struct {
+	s       catalog.Stream
+	sel     catalog.Selection
+	shape   *shaper
+	running sync.Once
+	// stateMu orders state computation and emission, so a later state can never be written before an earlier one.
+	stateMu sync.Mutex
+}
+
+// streamResult says how one stream ended.
+type streamResult struct {
+	name string
+	err  error
+}
+
+// run reads every selection and returns the streams that failed. One stream's failure never stops the others.
+func (e *engine) run(ctx context.Context, sels []catalog.Selection, states map[string]json.RawMessage) []streamResult {
+	results := make([]streamResult, len(sels))
+	var wg sync.WaitGroup
+	for i, sel := range sels {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = streamResult{name: sel.Stream.Name, err: e.runStream(ctx, sel, states[sel.Stream.Name])}
+		}()
+	}
+	wg.Wait()
+	var failed []streamResult
+	for _, r := range results {
+		if r.err != nil {
+			failed = append(failed, r)
+		}
+	}
+	return failed
+}
+
+// runStream wraps one stream's read in its status traces and reports its failure as a trace error.
+func (e *engine) runStream(ctx context.Context, sel catalog.Selection, prev json.RawMessage) error {
+	name := sel.Stream.Name
+	_ = e.out.StreamStatus(name, emit.Started, time.Time{})
+	sh, err := newShaper(sel)
+	if err == nil {
+		r := &streamRun{s: sel.Stream, sel: sel, shape: sh}
+		err = e.readStream(ctx, r, prev)
+		r.markRunning(e.out)
+	}
+	if err != nil {
+		var until time.Time
+		var ke *klaviyo.Error
+		if errors.As(err, &ke) && ke.Kind == klaviyo.KindRateLimited {
+			until = ke.RetryAt
+		}
+		if ctx.Err() != nil && failureType(err) == emit.SystemError {
+			err = transientErrorf("the sync was interrupted before stream %q finished: %v", name, ctx.Err())
+		}
+		_ = e.out.Error(emit.TraceError{
+			Message:  fmt.Sprintf("Stream %s did not finish: %s", name, err.Error()),
+			Internal: err.Error(),
+			Failure:  failureType(err),
+			Stream:   name,
+		})
+		_ = e.out.StreamStatus(name, emit.Incomplete, until)
+		return err
+	}
+	_ = e.out.StreamStatus(name, emit.Complete, time.Time{})
+	return nil
+}
+
+func (r *streamRun) markRunning(out emit.Writer) {
+	r.running.Do(func() { _ = out.StreamStatus(r.s.Name, emit.Running, time.Time{}) })
+}
+
+// readStream dispatches on the stream's kind and cursor.
+func (e *engine) readStream(ctx context.Context, r *streamRun, prevRaw json.RawMessage) error {
+	prev, prevParents, err := decodeState(r.s, prevRaw)
+	if err != nil {
+		return err
+	}
+	incremental := r.sel.Incremental && r.s.Cursor != nil
+	switch r.s.Kind {
+	case catalog.Collection:
+		if incremental {
+			return e.readWindows(ctx, r, prev)
+		}
+		return e.readFull(ctx, r, "")
+	default:
+		return e.readPerParent(ctx, r, incremental, prevParents)
+	}
+}
+
+// lowerBound is where an incremental read starts: the later of the state and start_date.
+func (e *engine) lowerBound(prev time.Time) time.Time {
+	if e.cfg.StartDate.After(prev) {
+		return e.cfg.StartDate
+	}
+	return prev
+}
+
+// readFull reads every record of a stream (or of one parent) with no cursor filter, then writes one state.
+func (e *engine) readFull(ctx context.Context, r *streamRun, parentID string) error {
+	for _, v := range variantsOf(r.s) {
+		req := e.request(r, parentID, v, nil)
+		if err := e.pages(ctx, r, req, parentID, nil, nil); err != nil {
+			return err
+		}
+	}
+	if parentID == "" {
+		r.stateMu.Lock()
+		defer r.stateMu.Unlock()
+		return e.out.State(r.s.Name, encodeState(r.s, time.Time{}, nil))
+	}
+	return nil
+}
+
+// readWindows reads an incremental collection in parallel windows and checkpoints the low-water mark.
+func (e *engine) readWindows(ctx context.Context, r *streamRun, prev time.Time) error {
+	tr := newTracker(prev, e.syncStart)
+	lo := e.lowerBound(prev)
+	var all []*window
+	for _, v := range variantsOf(r.s) {
+		ws, err := e.planWindows(ctx, r, v, lo)
+		if err != nil {
+			return err
+		}
+		tr.add(ws)
+		all = append(all, ws...)
+	}
+	emitState := func() error {
+		r.stateMu.Lock()
+		defer r.stateMu.Unlock()
+		return e.out.State(r.s.Name, encodeState(r.s, tr.cursor(), nil))
+	}
+	err := runTasks(ctx, len(all), e.workers(r.s, len(all)), func(ctx context.Context, i int) error {
+		w := all[i]
+		req := e.request(r, "", w.variant, w)
+		err := e.pages(ctx, r, req, "", func(c time.Time) { tr.observe(w, c) }, func() error {
+			if w.sorted {
+				return emitState()
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		tr.finish(w)
+		return emitState()
+	})
+	if serr := emitState(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// planWindows splits [lo, syncStart) of one variant into windows worth reading in parallel. It first asks for the
+// earliest record (one request of one record), so an account whose data starts last year is not split across a
+// decade of empty windows, and a stream with nothing new costs one request.
+func (e *engine) planWindows(ctx context.Context, r *streamRun, variant string, lo time.Time) ([]*window, error) {
+	c := r.s.Cursor
+	sorted := c.Sort != "" && r.s.Shape == catalog.Flat
+	if c.Upper == "" {
+		// No upper-bound operator: one window from lo, unbounded above.
+		return []*window{{variant: variant, lo: lo, sorted: sorted}}, nil
+	}
+	hi := e.syncStart
+	if !lo.IsZero() && !lo.Before(hi) {
+		return nil, nil
+	}
+	first := lo
+	if c.Sort != "" {
+		probe := &window{variant: variant, lo: lo, hi: hi, sorted: true}
+		req := e.request(r, "", variant, probe)
+		req.Query.Set("page[size]", "1")
+		doc, err := e.client.Get(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		if len(doc.Data) == 0 {
+			return nil, nil
+		}
+		t, ok := r.shape.cursorOf(doc.Data[0])
+		if !ok {
+			return []*window{{variant: variant, lo: lo, hi: hi, sorted: sorted}}, nil
+		}
+		first = t
+	}
+	if first.IsZero() {
+		return []*window{{variant: variant, hi: hi, sorted: sorted}}, nil
+	}
+	n := windowCount(r.s, hi.Sub(first))
+	span := hi.Sub(first) / time.Duration(n)
+	ws := make([]*window, 0, n)
+	start := first
+	for i := 0; i < n; i++ {
+		end := first.Add(span * time.Duration(i+1)).Truncate(time.Second)
+		if i == n-1 || !end.Before(hi) {
+			end = hi
+		}
+		if !end.After(start) {
+			continue
+		}
+		ws = append(ws, &window{variant: variant, lo: start, hi: end, sorted: sorted})
+		start = end
+		if !start.Before(hi) {
+			break
+		}
+	}
+	if len(ws) > 0 && lo.IsZero() {
+		// The first window keeps no lower bound: records older than the probe's answer cannot exist, and leaving it
+		// open guards against a probe that raced a backfill.
+		ws[0].lo = time.Time{}
+	}
+	return ws, nil
+}
+
+// windowCount sizes the split so each window is worth a share of the endpoint's budget: enough windows to keep
+// the budget busy through request latency, never windows shorter than an hour.
+func windowCount(s catalog.Stream, span time.Duration) int {
+	n := s.Rate.Burst / 10
+	switch {
+	case n < 2:
+		n = 2
+	case n > 32:
+		n = 32
+	}
+	if max := int(span / time.Hour); max < n {
+		n = max
+	}
+	if n < 1 {
+		n = 1
+	}
+	return n
+}
+
+// workers is how many goroutines read a stream's tasks at once; the client's concurrency cap and the endpoint
+// budgets decide the real pace, this only keeps idle goroutines bounded.
+func (e *engine) workers(s catalog.Stream, tasks int) int {
+	n := e.cfg.MaxConcurrency
+	if n > tasks {
+		n = tasks
+	}
+	if n < 1 {
+		n = 1
+	}
+	return n
+}
+
+// readPerParent fans a child stream out over its parent's ids, keeping a cursor per parent when it has one.
+func (e *engine) readPerParent(ctx context.Context, r *streamRun, incremental bool, prevParents map[string]time.Time) error {
+	ids, err := e.parents.ids(ctx, e, r.s.Parent)
+	if err != nil {
+		return fmt.Errorf("listing the parents (%s) of stream %s: %w", r.s.Parent, r.s.Name, err)
+	}
+	var mu sync.Mutex
+	cursors := map[string]time.Time{}
+	for _, id := range ids {
+		if t, ok := prevParents[id]; ok {
+			cursors[id] = t
+		}
+	}
+	emitState := func() error {
+		r.stateMu.Lock()
+		defer r.stateMu.Unlock()
+		mu.Lock()
+		st := encodeState(r.s, time.Time{}, cursors)
+		mu.Unlock()
+		if !incremental || r.s.Cursor == nil {
+			st = encodeState(catalog.Stream{}, time.Time{}, nil)
+		}
+		return e.out.State(r.s.Name, st)
+	}
+	err = runTasks(ctx, len(ids), e.workers(r.s, len(ids)), func(ctx context.Context, i int) error {
+		id := ids[i]
+		switch {
+		case r.s.Kind == catalog.PerParentObject:
+			return e.readObject(ctx, r, id)
+		case !incremental:
+			return e.readFull(ctx, r, id)
+		}
+		mu.Lock()
+		prev := cursors[id]
+		mu.Unlock()
+		tr := newTracker(prev, e.syncStart)
+		lo := e.lowerBound(prev)
+		if !lo.IsZero() && !lo.Before(e.syncStart) {
+			return nil
+		}
+		var ws []*window
+		for _, v := range variantsOf(r.s) {
+			ws = append(ws, &window{variant: v, lo: lo, hi: e.syncStart, sorted: r.s.Cursor.Sort != ""})
+		}
+		tr.add(ws)
+		save := func() error {
+			c := tr.cursor()
+			if c.IsZero() {
+				return nil
+			}
+			mu.Lock()
+			cursors[id] = c
+			mu.Unlock()
+			return nil
+		}
+		for _, w := range ws {
+			req := e.request(r, id, w.variant, w)
+			if err := e.pages(ctx, r, req, id, func(c time.Time) { tr.observe(w, c) }, save); err != nil {
+				return err
+			}
+			tr.finish(w)
+		}
+		if err := save(); err != nil {
+			return err
+		}
+		return emitState()
+	})
+	if serr := emitState(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// readObject reads the single resource a parent has (a campaign's send job); 404 means it has none.
+func (e *engine) readObject(ctx context.Context, r *streamRun, parentID string) error {
+	req := e.request(r, parentID, "", nil)
+	doc, err := e.client.Get(ctx, req)
+	var ke *klaviyo.Error
+	if errors.As(err, &ke) && ke.Kind == klaviyo.KindNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return e.writePage(r, doc, parentID, nil)
+}
+
+// pages follows a query's pages, writing each page's rows. observe is told every row's cursor; afterPage runs
+// once a page's rows are all written (where sorted windows checkpoint).
+func (e *engine) pages(ctx context.Context, r *streamRun, req klaviyo.Request, parentID string, observe func(time.Time), afterPage func() error) error {
+	for doc, err := range e.client.Pages(ctx, req) {
+		if err != nil {
+			if fallback, ok := e.withoutPredictive(req, err); ok {
+				return e.pages(ctx, r, fallback, parentID, observe, afterPage)
+			}
+			return err
+		}
+		if err := e.writePage(r, doc, parentID, observe); err != nil {
+			return err
+		}
+		if afterPage != nil {
+			if err := afterPage(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// withoutPredictive answers Klaviyo's habit of failing predictive analytics with 503s: the page is asked again
+// without them, so the profile still arrives (predictive_analytics null) and the sync goes on.
+func (e *engine) withoutPredictive(req klaviyo.Request, err error) (klaviyo.Request, bool) {
+	var ke *klaviyo.Error
+	if !errors.As(err, &ke) || ke.Kind != klaviyo.KindTransient {
+		return req, false
+	}
+	q := req.Query
+	if req.URL != "" {
+		u, perr := url.Parse(req.URL)
+		if perr != nil {
+			return req, false
+		}
+		q = u.Query()
+	}
+	af := q.Get("additional-fields[profile]")
+	if !strings.Contains(af, "predictive_analytics") {
+		return req, false
+	}
+	var keep []string
+	for _, f := range strings.Split(af, ",") {
+		if f != "predictive_analytics" {
+			keep = append(keep, f)
+		}
+	}
+	q = cloneValues(q)
+	if len(keep) == 0 {
+		q.Del("additional-fields[profile]")
+	} else {
+		q.Set("additional-fields[profile]", strings.Join(keep, ","))
+	}
+	out := req
+	out.URL = ""
+	out.Query = q
+	out.Endpoint = strings.TrimSuffix(req.Endpoint, predictiveSuffix)
+	out.Budget = klaviyo.Budget{Burst: 75, PerMinute: 750}
+	_ = e.out.Log("WARN", fmt.Sprintf("Klaviyo failed predictive analytics on %s (%v); reading those profiles without predictions", req.Endpoint, ke.Status))
+	return out, true
+}
+
+// writePage shapes and writes every row of one page.
+func (e *engine) writePage(r *streamRun, doc *klaviyo.Document, parentID string, observe func(time.Time)) error {
+	if len(doc.Data) == 0 {
+		return nil
+	}
+	r.markRunning(e.out)
+	metricNames := r.shape.metricNames(doc.Included)
+	buf := r.shape.getBuf()
+	defer r.shape.putBuf(buf)
+	for i := range doc.Data {
+		rows, c, hasCursor, err := r.shape.rows((*buf)[:0], doc.Data[i], parentID, metricNames)
+		if err != nil {
+			return fmt.Errorf("reshaping a %s record of stream %s: %w", doc.Data[i].Type, r.s.Name, err)
+		}
+		*buf = rows.buf
+		for _, row := range rows.rows {
+			if err := e.out.Record(r.s.Name, row); err != nil {
+				return fmt.Errorf("writing a record of stream %s: %w", r.s.Name, err)
+			}
+		}
+		if hasCursor && observe != nil {
+			observe(c)
+		}
+	}
+	return nil
+}
+
+// predictiveSuffix keys profile requests that ask for predictive analytics to their own, stricter budget.
+const predictiveSuffix = "#predictive_analytics"
+
+// request builds the query for a stream (and parent, variant, window).
+func (e *engine) request(r *streamRun, parentID, variant string, w *window) klaviyo.Request {
+	s := r.s
+	path := strings.ReplaceAll(s.Path, "{id}", url.PathEscape(parentID))
+	q := url.Values{}
+	if s.PageSize > 0 {
+		q.Set("page[size]", strconv.Itoa(s.PageSize))
+	}
+	var filters []string
+	if s.Filter != "" {
+		filters = append(filters, strings.ReplaceAll(s.Filter, "{id}", parentID))
+	}
+	if variant != "" {
+		filters = append(filters, variant)
+	}
+	if w != nil && s.Cursor != nil {
+		filters = append(filters, windowFilters(*s.Cursor, w.lo, w.hi)...)
+		if s.Cursor.Sort != "" {
+			q.Set("sort", s.Cursor.Sort)
+		}
+	}
+	if len(filters) > 0 {
+		q.Set("filter", strings.Join(filters, ","))
+	}
+	if len(s.Include) > 0 {
+		q.Set("include", strings.Join(s.Include, ","))
+		if contains(s.Include, "metric") {
+			q.Set("fields[metric]", "name")
+		}
+	}
+	if fields := r.shape.sparseFields(); len(fields) > 0 {
+		q.Set("fields["+s.ResourceType+"]", strings.Join(fields, ","))
+	}
+	endpoint, budget := s.Path, klaviyo.Budget{Burst: s.Rate.Burst, PerMinute: s.Rate.PerMinute}
+	additional := append([]string(nil), s.AdditionalFields...)
+	if s.Name == "profiles" {
+		if e.cfg.WantSubscriptions() {
+			additional = append(additional, "subscriptions")
+		}
+		if e.cfg.ProfilePredictive {
+			additional = append(additional, "predictive_analytics")
+			// Klaviyo allows predictive analytics only the M tier.
+			endpoint, budget = s.Path+predictiveSuffix, klaviyo.Budget{Burst: 10, PerMinute: 150}
+		}
+	}
+	if len(additional) > 0 {
+		q.Set("additional-fields["+s.ResourceType+"]", strings.Join(additional, ","))
+	}
+	return klaviyo.Request{Endpoint: endpoint, Budget: budget, Scopes: s.Scopes, Path: path, Query: q}
+}
+
+// windowFilters expresses [lo, hi) with the operators the endpoint has. Klaviyo timestamps are whole seconds, so
+// greater-than(lo - 1s) equals greater-or-equal(lo), and less-or-equal(hi - 1s) equals less-than(hi).
+func windowFilters(c catalog.Cursor, lo, hi time.Time) []string {
+	field := c.Field
+	if c.FilterField != "" {
+		field = c.FilterField
+	}
+	var out []string
+	if !lo.IsZero() {
+		switch c.Lower {
+		case "greater-than":
+			out = append(out, fmt.Sprintf("greater-than(%s,%s)", field, lo.Add(-time.Second).UTC().Format(cursorFormat)))
+		default:
+			out = append(out, fmt.Sprintf("greater-or-equal(%s,%s)", field, lo.UTC().Format(cursorFormat)))
+		}
+	}
+	if !hi.IsZero() && c.Upper != "" {
+		switch c.Upper {
+		case "less-or-equal":
+			out = append(out, fmt.Sprintf("less-or-equal(%s,%s)", field, hi.Add(-time.Second).UTC().Format(cursorFormat)))
+		default:
+			out = append(out, fmt.Sprintf("less-than(%s,%s)", field, hi.UTC().Format(cursorFormat)))
+		}
+	}
+	return out
+}
+
+func variantsOf(s catalog.Stream) []string {
+	if len(s.Variants) == 0 {
+		return []string{""}
+	}
+	return s.Variants
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func cloneValues(q url.Values) url.Values {
+	out := make(url.Values, len(q))
+	for k, v := range q {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
+}
+
+// runTasks runs fn for task indexes [0, n) on `workers` goroutines, in ascending order of start so windows
+// finish roughly oldest first and the low-water mark keeps moving. The first error cancels the rest.
+func runTasks(ctx context.Context, n, workers int, fn func(context.Context, int) error) error {
+	if n == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(ctx, i); err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+				}
+			}
+		}()
+	}
+feed:
+	for i := 0; i < n; i++ {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return firstErr
+}

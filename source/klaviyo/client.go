@@ -1,0 +1,503 @@
+package klaviyo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Revision is the Klaviyo API revision every request asks for; the schemas and stream table follow it.
+const Revision = "2026-07-15"
+
+// Config configures a Client. Zero values take the documented defaults.
+type Config struct {
+	// BaseURL is Klaviyo's origin without /api, e.g. https://a.klaviyo.com; a path prefix is kept (proxies, tests).
+	BaseURL string
+	// APIKey is the private API key. It is sent only in the Authorization header and masked everywhere else.
+	APIKey string
+	// HTTPClient sends the requests; nil means a client with a keep-alive pool sized for MaxConcurrency that
+	// refuses redirects to other hosts.
+	HTTPClient *http.Client
+	// Timeout bounds one attempt, response body included (default 60 s).
+	Timeout time.Duration
+	// MaxAttempts bounds the attempts per page, the first included (default 8).
+	MaxAttempts int
+	// MaxRetryAfter is the longest Retry-After the client waits out; a longer one (a daily quota) fails at once
+	// with a KindRateLimited error carrying RetryAt (default 10 min).
+	MaxRetryAfter time.Duration
+	// RateScale multiplies every budget (default 1). The sandbox runs scaled tiers so a rate-bound test takes
+	// minutes; the client must scale the same way to use exactly that budget.
+	RateScale float64
+	// MaxConcurrency caps requests in flight across all endpoints (default 32).
+	MaxConcurrency int
+	// UserAgent is sent as User-Agent (default "source-klaviyo").
+	UserAgent string
+	// Log receives retries and slow-downs ("warn") and recoveries ("info"). Messages never contain the key.
+	Log func(level, msg string)
+	// Sleep waits for d or until ctx is done (default: a timer). It serves backoffs, Retry-After and budget
+	// waits alike, so tests can inject one that returns at once; a Sleep that returns early turns budget waits
+	// into polling of the real clock.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Rand returns a number in [0, 1) for backoff jitter (default math/rand/v2).
+	Rand func() float64
+}
+
+// Request is one GET of a Klaviyo endpoint.
+type Request struct {
+	// Endpoint is the path template, e.g. /api/lists/{id}/profiles. It keys the rate budget shared by every
+	// caller of the endpoint and names the endpoint in errors.
+	Endpoint string
+	// Budget is the endpoint's published rate limit. The first request of an endpoint fixes it.
+	Budget Budget
+	// Scopes are the API key scopes the endpoint needs, named in the error when Klaviyo answers 403.
+	Scopes []string
+	// Path is the concrete path, e.g. /api/lists/Y6nRLr/profiles, appended to BaseURL.
+	Path string
+	// Query is encoded Klaviyo-style: sorted keys, brackets kept (page[size]=100), values percent-encoded.
+	Query url.Values
+	// URL, when set (a links.next), is used instead of Path and Query. It must be on BaseURL's scheme and host:
+	// the API key is never sent anywhere else.
+	URL string
+}
+
+// Client reads Klaviyo's API: auth and revision headers, JSON:API pages, per-endpoint rate budgets and retries.
+// It is safe for concurrent use; all callers share its budgets and its concurrency cap.
+type Client struct {
+	cfg  Config
+	base *url.URL
+	http *http.Client
+	sem  chan struct{}
+	mask masker
+	// now is the clock for budgets and Retry-After; tests replace it together with Config.Sleep.
+	now func() time.Time
+
+	mu        sync.Mutex
+	endpoints map[string]*endpoint
+
+	// bufs recycles response body buffers between pages.
+	bufs sync.Pool
+
+	stats counters
+}
+
+// New checks cfg, applies defaults and returns a Client.
+func New(cfg Config) (*Client, error) {
+	cfg.APIKey = strings.TrimSpace(cfg.APIKey)
+	if cfg.APIKey == "" {
+		return nil, errors.New("klaviyo: api_key is empty: set it to a private API key from Klaviyo")
+	}
+	if strings.IndexFunc(cfg.APIKey, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		// The key itself is not quoted: the message may end up in a log.
+		return nil, errors.New("klaviyo: api_key contains spaces or control characters: paste the key alone")
+	}
+	base, err := url.Parse(strings.TrimSpace(cfg.BaseURL))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" ||
+		base.RawQuery != "" || base.Fragment != "" || base.User != nil {
+		return nil, fmt.Errorf("klaviyo: base_url %q is not an http(s) origin such as https://a.klaviyo.com",
+			masker{cfg.APIKey}.text(cfg.BaseURL))
+	}
+	base.Path = strings.TrimRight(base.Path, "/")
+	base.RawPath = ""
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 60 * time.Second
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 8
+	}
+	if cfg.MaxRetryAfter <= 0 {
+		cfg.MaxRetryAfter = 10 * time.Minute
+	}
+	if cfg.RateScale <= 0 {
+		cfg.RateScale = 1
+	}
+	if cfg.MaxConcurrency <= 0 {
+		cfg.MaxConcurrency = 32
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "source-klaviyo"
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = defaultHTTPClient(cfg.MaxConcurrency)
+	}
+	return &Client{
+		cfg:       cfg,
+		base:      base,
+		http:      hc,
+		sem:       make(chan struct{}, cfg.MaxConcurrency),
+		mask:      masker{secret: cfg.APIKey},
+		now:       time.Now,
+		endpoints: make(map[string]*endpoint),
+		bufs:      sync.Pool{New: func() any { return new(bytes.Buffer) }},
+	}, nil
+}
+
+// defaultHTTPClient keeps enough idle connections per host for every concurrent request to reuse one, and
+// returns redirects to another host as responses (then failures) instead of following them.
+func defaultHTTPClient(maxConcurrency int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(maxConcurrency, 32)
+	t.MaxIdleConns = max(2*maxConcurrency, 100)
+	t.IdleConnTimeout = 90 * time.Second
+	return &http.Client{
+		Transport: t,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 || !strings.EqualFold(req.URL.Host, via[0].URL.Host) || req.URL.Scheme != via[0].URL.Scheme {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		},
+	}
+}
+
+// sleep waits for d unless ctx ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Get fetches one page (or single resource): it waits for the endpoint's budget, sends the request, and retries
+// what is worth retrying. Failures are *Error values; a done ctx gives its own error (errors.Is context.Canceled).
+func (c *Client) Get(ctx context.Context, req Request) (*Document, error) {
+	if req.Endpoint == "" {
+		return nil, errors.New("klaviyo: Request.Endpoint is empty: it keys the rate budget")
+	}
+	if req.Budget.Burst <= 0 || req.Budget.PerMinute <= 0 {
+		return nil, fmt.Errorf("klaviyo: request for %s has no rate budget", req.Endpoint)
+	}
+	target, err := c.target(req)
+	if err != nil {
+		return nil, err
+	}
+	ep := c.endpoint(req)
+	for attempt := 1; ; attempt++ {
+		if err := c.acquire(ctx, ep, req); err != nil {
+			return nil, err
+		}
+		sentAt := c.now()
+		doc, out := c.attempt(ctx, req, target)
+		<-c.sem
+		if out == nil {
+			c.stats.pages.Add(1)
+			c.stats.records.Add(int64(len(doc.Data)))
+			if up, r := ep.succeeded(c.now()); up {
+				c.logf("info", "Klaviyo %s: raising the request rate to %.1f/min after a quiet spell", req.Endpoint, float64(r)*60)
+			}
+			return doc, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, c.stopped(req, err)
+		}
+		if out.final != nil {
+			return nil, out.final
+		}
+		now := c.now()
+		if out.status == http.StatusTooManyRequests {
+			c.stats.throttled.Add(1)
+		}
+		wait := backoff(attempt, c.cfg.Rand())
+		if out.hasRetryAfter {
+			if out.retryAfter > c.cfg.MaxRetryAfter {
+				retryAt := now.Add(out.retryAfter)
+				if out.status == http.StatusTooManyRequests {
+					ep.throttled(now, sentAt, retryAt)
+				}
+				return nil, &Error{Kind: KindRateLimited, Status: out.status, Endpoint: req.Endpoint, Scopes: req.Scopes,
+					RetryAt: retryAt, Detail: fmt.Sprintf("Klaviyo asked to wait %s, longer than the %s the connector waits",
+						out.retryAfter.Round(time.Second), c.cfg.MaxRetryAfter)}
+			}
+			wait = max(wait, out.retryAfter)
+		}
+		if out.status == http.StatusTooManyRequests {
+			var until time.Time
+			if out.hasRetryAfter {
+				until = now.Add(out.retryAfter)
+			}
+			if down, r := ep.throttled(now, sentAt, until); down {
+				c.stats.slowDowns.Add(1)
+				c.logf("warn", "Klaviyo %s: rate limited (429), slowing to %.1f requests/min", req.Endpoint, float64(r)*60)
+			}
+		}
+		if attempt >= c.cfg.MaxAttempts {
+			return nil, &Error{Kind: KindTransient, Status: out.status, Endpoint: req.Endpoint, Scopes: req.Scopes,
+				Detail: fmt.Sprintf("%d attempts, the last: %s", attempt, out.describe()), Err: out.err}
+		}
+		c.stats.retry(out.reason)
+		c.logf("warn", "Klaviyo %s: attempt %d of %d failed (%s), retrying in %s",
+			req.Endpoint, attempt, c.cfg.MaxAttempts, out.describe(), wait.Round(time.Millisecond))
+		if err := c.cfg.Sleep(ctx, wait); err != nil {
+			return nil, c.stopped(req, err)
+		}
+	}
+}
+
+// Pages follows links.next from req until a page has none, yielding each page. It stops after yielding an error,
+// or when the consumer stops. A links.next that repeats the URL just read is an error rather than an endless loop.
+func (c *Client) Pages(ctx context.Context, req Request) iter.Seq2[*Document, error] {
+	return func(yield func(*Document, error) bool) {
+		for {
+			doc, err := c.Get(ctx, req)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(doc, nil) || doc.Next == "" {
+				return
+			}
+			if doc.Next == req.URL {
+				yield(nil, &Error{Kind: KindBadRequest, Endpoint: req.Endpoint, Scopes: req.Scopes,
+					Detail: "links.next repeats the page just read"})
+				return
+			}
+			req.URL, req.Query = doc.Next, nil
+		}
+	}
+}
+
+// stopped wraps the caller's context error so errors.Is(err, context.Canceled) holds.
+func (c *Client) stopped(req Request, err error) error {
+	return fmt.Errorf("klaviyo: GET %s stopped: %w", req.Endpoint, err)
+}
+
+// target builds the URL of a request. A links.next must stay on the configured scheme and host; a relative one
+// is resolved against BaseURL.
+func (c *Client) target(req Request) (string, error) {
+	if req.URL != "" {
+		u, err := url.Parse(req.URL)
+		if err != nil {
+			return "", &Error{Kind: KindBadRequest, Endpoint: req.Endpoint, Scopes: req.Scopes,
+				Detail: "links.next is not a URL", Err: c.mask.err(err)}
+		}
+		if u.Scheme == "" && u.Host == "" {
+			u.Scheme, u.Host = c.base.Scheme, c.base.Host
+		}
+		if u.Scheme != c.base.Scheme || !strings.EqualFold(u.Host, c.base.Host) {
+			return "", &Error{Kind: KindBadRequest, Endpoint: req.Endpoint, Scopes: req.Scopes,
+				Detail: fmt.Sprintf("links.next points at %s://%s, not at base_url's %s://%s; the API key is only sent to base_url",
+					u.Scheme, c.mask.text(u.Host), c.base.Scheme, c.base.Host)}
+		}
+		u.User = nil
+		return u.String(), nil
+	}
+	p := req.Path
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	u := *c.base
+	u.Path = c.base.Path + p
+	u.RawQuery = encodeQuery(req.Query)
+	return u.String(), nil
+}
+
+// encodeQuery encodes parameters the way Klaviyo writes them: sorted keys with literal brackets (page[size]) and
+// values percent-encoded, spaces as %20 (a "+" in a filter value would otherwise be ambiguous).
+func encodeQuery(v url.Values) string {
+	if len(v) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(v))
+	for k := range v {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		ek := strings.NewReplacer("%5B", "[", "%5D", "]").Replace(url.QueryEscape(k))
+		for _, val := range v[k] {
+			if b.Len() > 0 {
+				b.WriteByte('&')
+			}
+			b.WriteString(ek)
+			b.WriteByte('=')
+			b.WriteString(strings.ReplaceAll(url.QueryEscape(val), "+", "%20"))
+		}
+	}
+	return b.String()
+}
+
+// endpoint returns the shared rate state of req.Endpoint, creating it on first use with req.Budget.
+func (c *Client) endpoint(req Request) *endpoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ep, ok := c.endpoints[req.Endpoint]
+	if !ok {
+		ep = newEndpoint(req.Endpoint, req.Budget, c.cfg.RateScale, c.now())
+		c.endpoints[req.Endpoint] = ep
+	}
+	return ep
+}
+
+// acquire waits until the endpoint is open (no Retry-After pending), has a token, and a concurrency slot is free,
+// then takes the token and the slot together. Taking the token only once the slot is held means the request
+// leaves when its token is taken, so waiting for a slot can never bunch requests beyond the budget. The caller
+// releases the slot.
+func (c *Client) acquire(ctx context.Context, ep *endpoint, req Request) error {
+	start := c.now()
+	defer func() { c.stats.waitNanos.Add(int64(c.now().Sub(start))) }()
+	for {
+		if err := ctx.Err(); err != nil {
+			return c.stopped(req, err)
+		}
+		now := c.now()
+		if gate := ep.gate(); now.Before(gate) {
+			d := gate.Sub(now)
+			if d > c.cfg.MaxRetryAfter {
+				return &Error{Kind: KindRateLimited, Status: http.StatusTooManyRequests, Endpoint: req.Endpoint,
+					Scopes: req.Scopes, RetryAt: gate, Detail: "an earlier request was told to wait until then"}
+			}
+			if err := c.cfg.Sleep(ctx, d); err != nil {
+				return c.stopped(req, err)
+			}
+			continue
+		}
+		if d := ep.tokenDelay(now); d > 0 {
+			if err := c.cfg.Sleep(ctx, d); err != nil {
+				return c.stopped(req, err)
+			}
+			continue
+		}
+		select {
+		case c.sem <- struct{}{}:
+		case <-ctx.Done():
+			return c.stopped(req, ctx.Err())
+		}
+		if ep.take(c.now()) {
+			return nil
+		}
+		<-c.sem
+	}
+}
+
+// outcome is a failed attempt: either final (not worth retrying) or retryable for reason.
+type outcome struct {
+	final         *Error
+	status        int
+	reason        reason
+	err           error
+	detail        string
+	retryAfter    time.Duration
+	hasRetryAfter bool
+}
+
+func (o *outcome) describe() string {
+	var s string
+	switch {
+	case o.status != 0:
+		s = fmt.Sprintf("status %d", o.status)
+	default:
+		s = o.reason.String()
+	}
+	switch {
+	case o.detail != "":
+		s += ": " + o.detail
+	case o.err != nil:
+		s += ": " + o.err.Error()
+	}
+	return s
+}
+
+// maxErrorBody bounds how much of an error response is read for its detail.
+const maxErrorBody = 64 << 10
+
+// attempt sends the request once and decodes or classifies the answer. A nil outcome means success.
+func (c *Client) attempt(ctx context.Context, req Request, target string) (*Document, *outcome) {
+	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(actx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, &outcome{final: &Error{Kind: KindBadRequest, Endpoint: req.Endpoint, Scopes: req.Scopes,
+			Detail: "the request URL is invalid", Err: c.mask.err(err)}}
+	}
+	hreq.Header.Set("Authorization", "Klaviyo-API-Key "+c.cfg.APIKey)
+	hreq.Header.Set("revision", Revision)
+	hreq.Header.Set("Accept", "application/vnd.api+json")
+	hreq.Header.Set("User-Agent", c.cfg.UserAgent)
+	c.stats.requests.Add(1)
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return nil, &outcome{reason: transportReason(err), err: c.mask.err(err)}
+	}
+	body := &countingReader{r: resp.Body, n: &c.stats.bytes}
+	defer func() {
+		// Drain a little so the connection goes back to the pool; a huge remainder is cheaper to drop.
+		_, _ = io.Copy(io.Discard, io.LimitReader(body, maxErrorBody))
+		_ = resp.Body.Close()
+	}()
+
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		buf := c.bufs.Get().(*bytes.Buffer)
+		err := readBody(body, buf)
+		var doc *Document
+		if err == nil {
+			doc, err = decodeBytes(buf.Bytes())
+		}
+		if buf.Cap() <= maxPooled {
+			c.bufs.Put(buf)
+		}
+		if err != nil {
+			r := reasonBody
+			if actx.Err() != nil {
+				r = reasonTimeout
+			}
+			return nil, &outcome{status: 0, reason: r, err: c.mask.err(err)}
+		}
+		return doc, nil
+	}
+
+	raw, _ := io.ReadAll(io.LimitReader(body, maxErrorBody))
+	detail, authProblem := errorDetail(raw, c.mask)
+	status := resp.StatusCode
+	final := func(k Kind) *outcome {
+		return &outcome{final: &Error{Kind: k, Status: status, Endpoint: req.Endpoint, Scopes: req.Scopes, Detail: detail}}
+	}
+	switch {
+	case status == http.StatusUnauthorized, status == http.StatusBadRequest && authProblem:
+		return nil, final(KindAuth)
+	case status == http.StatusForbidden:
+		return nil, final(KindScope)
+	case status == http.StatusNotFound:
+		return nil, final(KindNotFound)
+	case status == http.StatusTooManyRequests, status >= 500 && status != http.StatusNotImplemented:
+		o := &outcome{status: status, reason: reasonServer, detail: detail}
+		if status == http.StatusTooManyRequests {
+			o.reason = reasonRateLimited
+		}
+		o.retryAfter, o.hasRetryAfter = retryAfter(resp.Header.Get("Retry-After"), c.now())
+		return nil, o
+	default:
+		return nil, final(KindBadRequest)
+	}
+}
+
+// logf sends a masked message to Config.Log.
+func (c *Client) logf(level, format string, args ...any) {
+	if c.cfg.Log == nil {
+		return
+	}
+	c.cfg.Log(level, c.mask.text(fmt.Sprintf(format, args...)))
+}

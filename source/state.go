@@ -1,0 +1,231 @@
+package source
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/source-klaviyo/source-klaviyo/catalog"
+)
+
+// cursorFormat is how cursors are written in state: RFC 3339 in UTC, whole seconds (Klaviyo's precision).
+const cursorFormat = "2006-01-02T15:04:05Z"
+
+// window is one slice of a stream's cursor axis, [lo, hi), read by one query. A zero lo means "from the
+// beginning" and a zero hi "no upper bound" (endpoints without an upper-bound operator).
+type window struct {
+	variant string
+	lo, hi  time.Time
+	sorted  bool
+
+	started bool
+	done    bool
+	// maxSeen is the largest cursor value of the records written from this window so far.
+	maxSeen time.Time
+}
+
+// tracker turns the progress of concurrent windows into states that are always safe to resume from.
+//
+// The safe point S is the lowest moment below which every record of the stream has been written: per variant,
+// the lo of its first unfinished window, or that window's maxSeen when the window reads in cursor order and has
+// started; the stream's S is the minimum over variants. The state written is not S itself but the largest cursor
+// value actually written that is <= S (or the previous state). Two reasons: a state is then always a value that
+// Klaviyo really returned, so a clock that differs from Klaviyo's (or records that land late) cannot make a resumed
+// sync skip the gap between the last record and S; and resuming with greater-or-equal re-reads only the records
+// that share that exact timestamp. The state never moves backwards and never passes the sync's start.
+type tracker struct {
+	mu        sync.Mutex
+	windows   []*window
+	prev      time.Time
+	syncStart time.Time
+}
+
+func newTracker(prev time.Time, syncStart time.Time) *tracker {
+	return &tracker{prev: prev, syncStart: syncStart}
+}
+
+// add registers the windows of one variant, in ascending order.
+func (t *tracker) add(ws []*window) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.windows = append(t.windows, ws...)
+}
+
+// observe records that a record with cursor c from window w has been written.
+func (t *tracker) observe(w *window, c time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w.started = true
+	if c.After(w.maxSeen) {
+		w.maxSeen = c
+	}
+}
+
+// finish marks w as fully read.
+func (t *tracker) finish(w *window) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w.started, w.done = true, true
+}
+
+// cursor computes the state cursor now. Zero means "no cursor yet".
+func (t *tracker) cursor() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	safe := time.Time{}
+	unbounded := true // all windows done and none has an upper bound: everything read is covered
+	byVariant := map[string][]*window{}
+	var order []string
+	for _, w := range t.windows {
+		if _, ok := byVariant[w.variant]; !ok {
+			order = append(order, w.variant)
+		}
+		byVariant[w.variant] = append(byVariant[w.variant], w)
+	}
+	for _, v := range order {
+		s, bounded := variantSafePoint(byVariant[v])
+		if !bounded {
+			continue
+		}
+		unbounded = false
+		if safe.IsZero() || s.Before(safe) {
+			safe = s
+		}
+	}
+	best := t.prev
+	for _, w := range t.windows {
+		if w.maxSeen.IsZero() {
+			continue
+		}
+		if !unbounded && w.maxSeen.After(safe) {
+			continue
+		}
+		if w.maxSeen.After(best) {
+			best = w.maxSeen
+		}
+	}
+	if best.After(t.syncStart) && t.prev.Before(t.syncStart) {
+		best = t.syncStart
+	}
+	if best.Before(t.prev) {
+		best = t.prev
+	}
+	return best
+}
+
+// variantSafePoint returns the moment below which every record of this variant has been written, and false when
+// every window is done and the last has no upper bound (then every record read counts).
+func variantSafePoint(ws []*window) (time.Time, bool) {
+	for _, w := range ws {
+		if w.done {
+			continue
+		}
+		if w.sorted && !w.maxSeen.IsZero() {
+			return w.maxSeen, true
+		}
+		if w.lo.IsZero() {
+			// Nothing below the first window's (open) lower bound is known to be written.
+			return time.Time{}.Add(time.Nanosecond), true
+		}
+		return w.lo, true
+	}
+	last := ws[len(ws)-1]
+	if last.hi.IsZero() {
+		return time.Time{}, false
+	}
+	return last.hi, true
+}
+
+// streamState is the JSON a stream's state is written as. Collection streams: {"<cursor field>": "<cursor>"}.
+// Per-parent streams: {"parents": {"<parent id>": {"<cursor field>": "<cursor>"}}}. Full refresh: {}.
+func encodeState(s catalog.Stream, cursor time.Time, parents map[string]time.Time) json.RawMessage {
+	if s.Cursor == nil {
+		return json.RawMessage(`{}`)
+	}
+	if s.Kind == catalog.PerParent {
+		ids := make([]string, 0, len(parents))
+		for id := range parents {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		m := make(map[string]map[string]string, len(parents))
+		for _, id := range ids {
+			m[id] = map[string]string{s.Cursor.Field: parents[id].UTC().Format(cursorFormat)}
+		}
+		b, _ := json.Marshal(map[string]any{"parents": m})
+		return b
+	}
+	if cursor.IsZero() {
+		return json.RawMessage(`{}`)
+	}
+	b, _ := json.Marshal(map[string]string{s.Cursor.Field: cursor.UTC().Format(cursorFormat)})
+	return b
+}
+
+// decodeState reads a stream's previous state. It accepts our own shape and the Singer SDK's
+// {"replication_key_value": ...} bookmark, and names the stream and field when the shape is wrong.
+func decodeState(s catalog.Stream, raw json.RawMessage) (time.Time, map[string]time.Time, error) {
+	if len(raw) == 0 || string(raw) == "null" || s.Cursor == nil {
+		return time.Time{}, nil, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return time.Time{}, nil, configErrorf("state file: the state of stream %q is not a JSON object; remove it to resync the stream", s.Name)
+	}
+	parseCursor := func(v json.RawMessage, where string) (time.Time, error) {
+		var str string
+		if err := json.Unmarshal(v, &str); err != nil {
+			return time.Time{}, configErrorf("state file: %s of stream %q must be a date-time string; remove it to resync the stream", where, s.Name)
+		}
+		t, err := parseTime(str)
+		if err != nil {
+			return time.Time{}, configErrorf("state file: %s of stream %q is %q, not an RFC 3339 date-time; remove it to resync the stream", where, s.Name, str)
+		}
+		return t, nil
+	}
+	if s.Kind == catalog.PerParent {
+		parents := map[string]time.Time{}
+		pr, ok := m["parents"]
+		if !ok {
+			return time.Time{}, parents, nil
+		}
+		var pm map[string]map[string]json.RawMessage
+		if err := json.Unmarshal(pr, &pm); err != nil {
+			return time.Time{}, nil, configErrorf("state file: \"parents\" of stream %q must map parent ids to {%q: date-time}; remove it to resync the stream", s.Name, s.Cursor.Field)
+		}
+		for id, v := range pm {
+			c, ok := v[s.Cursor.Field]
+			if !ok {
+				continue
+			}
+			t, err := parseCursor(c, fmt.Sprintf("parents.%s.%s", id, s.Cursor.Field))
+			if err != nil {
+				return time.Time{}, nil, err
+			}
+			parents[id] = t
+		}
+		return time.Time{}, parents, nil
+	}
+	for _, key := range []string{s.Cursor.Field, "replication_key_value"} {
+		if v, ok := m[key]; ok {
+			t, err := parseCursor(v, key)
+			return t, nil, err
+		}
+	}
+	return time.Time{}, nil, nil
+}
+
+// parseTime accepts Klaviyo's timestamp forms ("2022-11-08T00:00:00+00:00", with or without fractions, "Z").
+func parseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t, err = time.Parse("2006-01-02T15:04:05.999999", s)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("parsing time %q: %w", s, err)
+		}
+	}
+	return t.UTC(), nil
+}

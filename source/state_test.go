@@ -1,0 +1,176 @@
+package source
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/source-klaviyo/source-klaviyo/catalog"
+)
+
+func ts(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// Three windows of one variant read out of order: the state only ever moves to records below the first
+// unfinished window, and never backwards.
+func TestTrackerLowWaterMark(t *testing.T) {
+	start := ts("2026-01-10T00:00:00Z")
+	tr := newTracker(time.Time{}, start)
+	w1 := &window{lo: time.Time{}, hi: ts("2026-01-04T00:00:00Z"), sorted: true}
+	w2 := &window{lo: ts("2026-01-04T00:00:00Z"), hi: ts("2026-01-07T00:00:00Z"), sorted: true}
+	w3 := &window{lo: ts("2026-01-07T00:00:00Z"), hi: start, sorted: true}
+	tr.add([]*window{w1, w2, w3})
+	require.True(t, tr.cursor().IsZero(), "nothing written yet")
+
+	// The last window finishes first: nothing below w1 is known, so no cursor.
+	tr.observe(w3, ts("2026-01-08T00:00:00Z"))
+	tr.finish(w3)
+	require.True(t, tr.cursor().IsZero())
+
+	// w1 is sorted and has written up to Jan 2: everything before Jan 2 is safe.
+	tr.observe(w1, ts("2026-01-02T00:00:00Z"))
+	require.Equal(t, ts("2026-01-02T00:00:00Z"), tr.cursor())
+
+	// w1 done, w2 not started: the safe point is w2.lo; the state is the largest record below it.
+	tr.finish(w1)
+	require.Equal(t, ts("2026-01-02T00:00:00Z"), tr.cursor())
+
+	tr.observe(w2, ts("2026-01-05T12:00:00Z"))
+	tr.finish(w2)
+	// All done: the state is the newest record written, not the sync start.
+	require.Equal(t, ts("2026-01-08T00:00:00Z"), tr.cursor())
+}
+
+// An unsorted window only counts once it is finished.
+func TestTrackerUnsortedWindowCountsWhenDone(t *testing.T) {
+	start := ts("2026-01-10T00:00:00Z")
+	tr := newTracker(ts("2026-01-01T00:00:00Z"), start)
+	w := &window{lo: ts("2026-01-01T00:00:00Z"), hi: start}
+	tr.add([]*window{w})
+	tr.observe(w, ts("2026-01-05T00:00:00Z"))
+	require.Equal(t, ts("2026-01-01T00:00:00Z"), tr.cursor(), "an unsorted window in progress proves nothing")
+	tr.finish(w)
+	require.Equal(t, ts("2026-01-05T00:00:00Z"), tr.cursor())
+}
+
+// The cursor never passes the sync start, even when an endpoint without an upper bound returns later records,
+// and never moves backwards from the previous state.
+func TestTrackerBoundedBySyncStartAndPrevious(t *testing.T) {
+	start := ts("2026-01-10T00:00:00Z")
+	tr := newTracker(ts("2026-01-03T00:00:00Z"), start)
+	w := &window{lo: ts("2026-01-03T00:00:00Z"), sorted: true} // no upper bound (lists, segments)
+	tr.add([]*window{w})
+	tr.observe(w, ts("2027-05-01T00:00:00Z"))
+	tr.finish(w)
+	require.Equal(t, start, tr.cursor())
+
+	future := newTracker(ts("2999-01-01T00:00:00Z"), start)
+	require.Equal(t, ts("2999-01-01T00:00:00Z"), future.cursor(), "a state is never moved backwards")
+}
+
+// With several variants (campaign channels) the safe point is the minimum over them.
+func TestTrackerVariantsTakeTheMinimum(t *testing.T) {
+	start := ts("2026-01-10T00:00:00Z")
+	tr := newTracker(time.Time{}, start)
+	email := &window{variant: "email", lo: ts("2026-01-01T00:00:00Z"), hi: start, sorted: true}
+	sms := &window{variant: "sms", lo: ts("2026-01-01T00:00:00Z"), hi: start, sorted: true}
+	tr.add([]*window{email})
+	tr.add([]*window{sms})
+	tr.observe(email, ts("2026-01-08T00:00:00Z"))
+	tr.finish(email)
+	tr.observe(sms, ts("2026-01-03T00:00:00Z"))
+	require.Equal(t, ts("2026-01-03T00:00:00Z"), tr.cursor())
+}
+
+func TestWindowFiltersUseTheOperatorsTheEndpointHas(t *testing.T) {
+	lo, hi := ts("2026-01-01T00:00:00Z"), ts("2026-02-01T00:00:00Z")
+	require.Equal(t, []string{"greater-or-equal(datetime,2026-01-01T00:00:00Z)", "less-than(datetime,2026-02-01T00:00:00Z)"},
+		windowFilters(catalog.Cursor{Field: "datetime", Lower: "greater-or-equal", Upper: "less-than"}, lo, hi))
+	// greater-than(lo - 1s) is greater-or-equal(lo) at Klaviyo's whole-second precision.
+	require.Equal(t, []string{"greater-than(updated,2025-12-31T23:59:59Z)"},
+		windowFilters(catalog.Cursor{Field: "updated", Lower: "greater-than"}, lo, hi))
+	require.Equal(t, []string{"less-or-equal(x.timestamp,2026-01-31T23:59:59Z)"},
+		windowFilters(catalog.Cursor{Field: "timestamp", FilterField: "x.timestamp", Upper: "less-or-equal"}, time.Time{}, hi))
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	events, _ := catalog.Lookup("events")
+	raw := encodeState(events, ts("2026-03-04T05:06:07Z"), nil)
+	require.JSONEq(t, `{"datetime":"2026-03-04T05:06:07Z"}`, string(raw))
+	c, _, err := decodeState(events, raw)
+	require.NoError(t, err)
+	require.Equal(t, ts("2026-03-04T05:06:07Z"), c)
+
+	// The Singer SDK's bookmark shape is accepted too.
+	c, _, err = decodeState(events, json.RawMessage(`{"replication_key":"datetime","replication_key_value":"2026-01-01T00:00:00+00:00"}`))
+	require.NoError(t, err)
+	require.Equal(t, ts("2026-01-01T00:00:00Z"), c)
+
+	members, _ := catalog.Lookup("list_memberships")
+	raw = encodeState(members, time.Time{}, map[string]time.Time{"L1": ts("2026-01-02T00:00:00Z")})
+	require.JSONEq(t, `{"parents":{"L1":{"joined_group_at":"2026-01-02T00:00:00Z"}}}`, string(raw))
+	_, parents, err := decodeState(members, raw)
+	require.NoError(t, err)
+	require.Equal(t, ts("2026-01-02T00:00:00Z"), parents["L1"])
+
+	_, _, err = decodeState(events, json.RawMessage(`{"datetime": 12}`))
+	require.ErrorContains(t, err, `datetime of stream "events" must be a date-time string`)
+	_, _, err = decodeState(events, json.RawMessage(`[1]`))
+	require.ErrorContains(t, err, `not a JSON object`)
+}
+
+func TestParseArgs(t *testing.T) {
+	a, err := parseArgs([]string{"read", "--config", "c.json", "--catalog=cat.json", "--debug", "--state", "s.json"})
+	require.NoError(t, err)
+	require.Equal(t, "read", a.command)
+	require.Equal(t, []string{"c.json"}, a.config)
+	require.Equal(t, "cat.json", a.catalog)
+	require.Equal(t, "s.json", a.state)
+	require.Equal(t, []string{"--debug"}, a.unknown)
+
+	a, err = parseArgs([]string{"--config", "c.json", "--discover"})
+	require.NoError(t, err)
+	require.Equal(t, "singer-discover", a.command)
+
+	a, err = parseArgs([]string{"--config", "c.json", "--properties", "p.json"})
+	require.NoError(t, err)
+	require.Equal(t, "singer-sync", a.command)
+	require.Equal(t, "p.json", a.catalog)
+
+	_, err = parseArgs([]string{"read", "--config"})
+	require.ErrorContains(t, err, "--config needs a file path")
+	_, err = parseArgs([]string{"frobnicate"})
+	require.ErrorContains(t, err, "unknown command")
+}
+
+func TestParseConfig(t *testing.T) {
+	c, err := ParseConfig("config.json", []byte(`{"api_key":"pk_x","start_date":"2024-01-02T03:04:05Z","unknown":1}`))
+	require.NoError(t, err)
+	require.Equal(t, DefaultBaseURL, c.BaseURL)
+	require.Equal(t, 16, c.MaxConcurrency)
+	require.True(t, c.WantSubscriptions())
+	require.Equal(t, ts("2024-01-02T03:04:05Z"), c.StartDate)
+
+	for _, tc := range []struct{ in, want string }{
+		{``, "config.json is empty"},
+		{`{`, "config.json is not valid JSON"},
+		{`[1]`, "must hold a JSON object"},
+		{`{}`, "api_key is required"},
+		{`{"api_key": 5}`, "api_key must be string"},
+		{`{"api_key":"pk_secret","start_date":"yesterday"}`, "start_date must be an RFC 3339 date-time"},
+		{`{"api_key":"pk_secret","base_url":"ftp://x"}`, "base_url has the wrong format"},
+		{`{"api_key":"pk_secret","max_concurrency":0.5}`, "max_concurrency must be integer"},
+	} {
+		_, err := ParseConfig("config.json", []byte(tc.in))
+		require.ErrorContains(t, err, tc.want, "input %s", tc.in)
+		require.NotContains(t, err.Error(), "pk_secret")
+		require.Equal(t, "config_error", string(failureType(err)))
+	}
+}
