@@ -195,9 +195,7 @@ func singerEntry(s Stream, entry map[string]json.RawMessage, path string) (Selec
 	// decides nothing it does not.
 	selected := true
 	if hasRoot || legacy != nil {
-		if selected, err = rootMD.selected(legacy, false); err != nil {
-			return Selection{}, false, err
-		}
+		selected = rootMD.selected(legacy, false)
 	}
 	if !selected {
 		return Selection{}, false, nil
@@ -244,11 +242,7 @@ func singerEntry(s Stream, entry map[string]json.RawMessage, path string) (Selec
 			continue
 		}
 		// A property without a decision inherits its stream's, which is selected here.
-		sel, err := m.selected(nil, true)
-		if err != nil {
-			return Selection{}, false, err
-		}
-		deselected[name] = !sel
+		deselected[name] = !m.selected(nil, true)
 	}
 	fields, err := fieldsOf(s, func(name string) bool { return !deselected[name] })
 	if err != nil {
@@ -267,25 +261,22 @@ type breadcrumbMD struct {
 
 // selected applies the Meltano SDK's order: inclusion, then selected, then (for streams) the legacy schema flag,
 // then selected-by-default, then the inherited value.
-func (m breadcrumbMD) selected(legacy *bool, inherited bool) (bool, error) {
-	switch inc := m.strings["inclusion"]; inc {
+func (m breadcrumbMD) selected(legacy *bool, inherited bool) bool {
+	switch m.strings["inclusion"] {
 	case "unsupported":
-		return false, nil
+		return false
 	case "automatic":
-		return true, nil
-	case "", "available":
-	default:
-		return false, fmt.Errorf("%s.inclusion: %q is not an inclusion; use available, automatic or unsupported", m.path, inc)
+		return true
 	}
 	switch {
 	case m.explicit != nil:
-		return *m.explicit, nil
+		return *m.explicit
 	case legacy != nil:
-		return *legacy, nil
+		return *legacy
 	case m.selectedByDefault != nil:
-		return *m.selectedByDefault, nil
+		return *m.selectedByDefault
 	}
-	return inherited, nil
+	return inherited
 }
 
 // metadataOf indexes a catalog entry's metadata by breadcrumb: "" for the stream, "properties/<name>" for a
@@ -305,7 +296,7 @@ func metadataOf(raw json.RawMessage, path string) (map[string]breadcrumbMD, erro
 		if err != nil {
 			return nil, err
 		}
-		crumbs, err := arrayAt(item["breadcrumb"], ip+".breadcrumb", false)
+		crumbs, err := arrayAt(item["breadcrumb"], ip+".breadcrumb", true)
 		if err != nil {
 			return nil, err
 		}
@@ -340,6 +331,11 @@ func metadataOf(raw json.RawMessage, path string) (map[string]breadcrumbMD, erro
 			if ok {
 				m.strings[k] = v
 			}
+		}
+		switch inc := m.strings["inclusion"]; inc {
+		case "", "available", "automatic", "unsupported":
+		default:
+			return nil, fmt.Errorf("%s.inclusion: %q is not an inclusion; use available, automatic or unsupported", mp, inc)
 		}
 		if m.explicit, err = boolAt(values["selected"], mp+".selected"); err != nil {
 			return nil, err

@@ -248,7 +248,7 @@ func Streams() []Stream {
 			Path: "/api/coupons", ResourceType: "coupon", Component: "CouponResponseObjectResource",
 			Scopes: []string{"coupons:read"}, Rate: tierL, PageSize: 100, PrimaryKey: id, SelectedByDefault: true},
 		{Name: "coupon_codes", Doc: "The codes of each coupon, with status and expiry.",
-			Kind: PerParent, Path: "/api/coupon-codes", Filter: "equals(coupon.id,\"{id}\")", ResourceType: "coupon-code",
+			Kind: PerParent, Path: "/api/coupon-codes", Filter: "any(coupon.id,[\"{id}\"])", ResourceType: "coupon-code",
 			Component: "CouponCodeResponseObjectResource", Scopes: []string{"coupon-codes:read"}, Rate: tierXL, PageSize: 100,
 			PrimaryKey: id, Parent: "coupons", ParentKey: "coupon_id", SelectedByDefault: true},
 		{Name: "catalog_items", Doc: "Catalog items (products).",

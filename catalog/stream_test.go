@@ -155,6 +155,7 @@ func TestStreamTableMatchesOpenAPI(t *testing.T) {
 					assert.NotContains(t, sorts, field, "the API sorts on %s; say so", field)
 				} else {
 					assert.Contains(t, sorts, c.Sort, "sort")
+					assert.Equal(t, field, c.Sort, "sort must be ascending on the cursor's filter field")
 				}
 			}
 			for _, f := range append(slices.Clone(s.Variants), s.Filter) {

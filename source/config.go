@@ -24,21 +24,23 @@ const DefaultBaseURL = "https://a.klaviyo.com"
 
 // Config is the validated connector configuration.
 type Config struct {
-	APIKey                  string    `json:"api_key"`
-	StartDate               time.Time `json:"-"`
-	RawStartDate            string    `json:"start_date"`
-	EventMetricIDs          []string  `json:"event_metric_ids"`
-	ProfileSubscriptions    *bool     `json:"profile_subscriptions"`
-	ProfilePredictive       bool      `json:"profile_predictive_analytics"`
-	BaseURL                 string    `json:"base_url"`
-	MaxConcurrency          int       `json:"max_concurrency"`
-	RateLimitScale          float64   `json:"rate_limit_scale"`
-	MaxRetryWaitSeconds     int       `json:"max_retry_wait_seconds"`
-	RequestTimeoutSeconds   int       `json:"request_timeout_seconds"`
+	APIKey                string    `json:"api_key"`
+	StartDate             time.Time `json:"-"`
+	RawStartDate          string    `json:"start_date"`
+	EventMetricIDs        []string  `json:"event_metric_ids"`
+	ProfileSubscriptions  *bool     `json:"profile_subscriptions"`
+	ProfilePredictive     bool      `json:"profile_predictive_analytics"`
+	BaseURL               string    `json:"base_url"`
+	MaxConcurrency        int       `json:"max_concurrency"`
+	RateLimitScale        float64   `json:"rate_limit_scale"`
+	MaxRetryWaitSeconds   int       `json:"max_retry_wait_seconds"`
+	RequestTimeoutSeconds int       `json:"request_timeout_seconds"`
 }
 
 // WantSubscriptions reports whether profiles are read with their consent (default on).
-func (c Config) WantSubscriptions() bool { return c.ProfileSubscriptions == nil || *c.ProfileSubscriptions }
+func (c Config) WantSubscriptions() bool {
+	return c.ProfileSubscriptions == nil || *c.ProfileSubscriptions
+}
 
 // Secrets lists the values that must never appear in output.
 func (c Config) Secrets() []string {

@@ -187,13 +187,15 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, prev time.Time) 
 func (e *engine) planWindows(ctx context.Context, r *streamRun, variant string, lo time.Time) ([]*window, error) {
 	c := r.s.Cursor
 	sorted := c.Sort != "" && r.s.Shape == catalog.Flat
+	hi := e.syncStart
+	if !lo.IsZero() && !lo.Before(hi) {
+		// A state at or past the sync start (an abnormal, future state) leaves nothing to read: a cursor we write
+		// never passes a sync's start, so there can be no record we owe.
+		return nil, nil
+	}
 	if c.Upper == "" {
 		// No upper-bound operator: one window from lo, unbounded above.
 		return []*window{{variant: variant, lo: lo, sorted: sorted}}, nil
-	}
-	hi := e.syncStart
-	if !lo.IsZero() && !lo.Before(hi) {
-		return nil, nil
 	}
 	first := lo
 	if c.Sort != "" {

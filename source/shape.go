@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -46,9 +45,12 @@ func newShaper(sel catalog.Selection) (*shaper, error) {
 	sh := &shaper{s: sel.Stream, props: map[string]bool{}}
 	for p := range doc.Properties {
 		sh.props[p] = true
-		if strings.HasSuffix(p, "_id") && p != sel.Stream.ParentKey {
-			rel := strings.ReplaceAll(strings.TrimSuffix(p, "_id"), "_", "-")
-			sh.relFields = append(sh.relFields, relField{rel: rel, field: p})
+	}
+	// The schema generator knows which fields are relationship ids (external_id is an attribute, flow_id is not);
+	// the parent key is written from the fan-out instead.
+	for field, rel := range schemas.Relationships(sel.Stream.Name) {
+		if field != sel.Stream.ParentKey {
+			sh.relFields = append(sh.relFields, relField{rel: rel, field: field})
 		}
 	}
 	sort.Slice(sh.relFields, func(i, j int) bool { return sh.relFields[i].field < sh.relFields[j].field })
@@ -323,12 +325,12 @@ func (sh *shaper) membershipRow(dst []byte, res klaviyo.Resource, parentID strin
 	dst = appendString(dst, parentID)
 	dst = append(dst, `,"profile_id":`...)
 	dst = appendString(dst, res.ID)
-	dst = append(dst, `,"joined_group_at":`...)
 	if a.JoinedGroupAt == nil {
-		dst = append(dst, "null"...)
-	} else {
-		dst = appendString(dst, *a.JoinedGroupAt)
+		// joined_group_at is the cursor and the schema's non-null field: a member without one cannot be placed.
+		return dst, fmt.Errorf("member %s of %s has no joined_group_at", res.ID, parentID)
 	}
+	dst = append(dst, `,"joined_group_at":`...)
+	dst = appendString(dst, *a.JoinedGroupAt)
 	return append(dst, '}'), nil
 }
 

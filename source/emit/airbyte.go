@@ -52,6 +52,9 @@ func (a *Airbyte) stream(name string) (*airbyteStream, error) {
 	if s, ok := a.streams[name]; ok {
 		return s, nil
 	}
+	if name == "" {
+		return nil, fmt.Errorf("empty stream name: every Airbyte message names a stream of the catalog")
+	}
 	q, err := encodeJSON(name)
 	if err != nil {
 		return nil, fmt.Errorf("encode stream name %q: %w", name, err)
@@ -142,6 +145,9 @@ func (a *Airbyte) State(stream string, state json.RawMessage) error {
 // StreamStatus writes a STREAM_STATUS trace. A non-zero rateLimitedUntil adds a RATE_LIMITED reason with the
 // quota reset time, which the platform shows while the stream backs off.
 func (a *Airbyte) StreamStatus(stream string, s Status, rateLimitedUntil time.Time) error {
+	if stream == "" {
+		return fmt.Errorf("stream status %s without a stream name", s)
+	}
 	if !s.valid() {
 		return fmt.Errorf("stream status %q of stream %q is not one of STARTED, RUNNING, COMPLETE, INCOMPLETE", s, stream)
 	}

@@ -62,6 +62,16 @@ func TestAirbyteRecordRejectsWhatIsNotOneObjectOnOneLine(t *testing.T) {
 	}
 }
 
+func TestAirbyteRefusesAnEmptyStreamName(t *testing.T) {
+	var buf bytes.Buffer
+	a := newAirbyte(&buf)
+	require.Error(t, a.Record("", []byte(`{}`)))
+	require.Error(t, a.State("", json.RawMessage(`{}`)))
+	require.Error(t, a.StreamStatus("", emit.Started, time.Time{}))
+	require.NoError(t, a.Flush())
+	assert.Empty(t, buf.String())
+}
+
 func TestAirbyteStreamNameIsEscaped(t *testing.T) {
 	var buf bytes.Buffer
 	a := newAirbyte(&buf)

@@ -451,20 +451,18 @@ func (c *Client) attempt(ctx context.Context, req Request, target string) (*Docu
 
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		buf := c.bufs.Get().(*bytes.Buffer)
-		err := readBody(body, buf)
-		var doc *Document
-		if err == nil {
-			doc, err = decodeBytes(buf.Bytes())
-		}
-		if buf.Cap() <= maxPooled {
-			c.bufs.Put(buf)
-		}
-		if err != nil {
-			r := reasonBody
-			if actx.Err() != nil {
-				r = reasonTimeout
+		defer func() {
+			if buf.Cap() <= maxPooled {
+				c.bufs.Put(buf)
 			}
-			return nil, &outcome{status: 0, reason: r, err: c.mask.err(err)}
+		}()
+		if err := readBody(body, buf); err != nil {
+			// The connection broke or stalled mid-body: the server's answer was fine, the transport was not.
+			return nil, &outcome{reason: transportReason(err), err: c.mask.err(err)}
+		}
+		doc, err := decodeBytes(buf.Bytes())
+		if err != nil {
+			return nil, &outcome{reason: reasonBody, err: c.mask.err(err)}
 		}
 		return doc, nil
 	}

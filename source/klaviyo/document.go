@@ -240,9 +240,6 @@ func decodeBytes(body []byte) (doc *Document, err error) {
 			doc, err = nil, fmt.Errorf("decode JSON:API document: decoder panicked: %v", p)
 		}
 	}()
-	if err := checkJSON(body); err != nil {
-		return nil, fmt.Errorf("decode JSON:API document: %w", err)
-	}
 	var c wireCollection
 	if err := json.Unmarshal(body, &c); err == nil && c.Data != nil {
 		return newDocument(c.Data, c.Included, c.Links.Next)
@@ -269,7 +266,8 @@ func newDocument(data, included []Resource, next string) (*Document, error) {
 }
 
 // checkResources validates decoded resources in place: every record needs a type and an id, and attributes must be
-// an object (or absent, for relationship documents) so the engine can splice them into a flat record.
+// a strictly valid JSON object (or absent, for relationship documents) because the engine splices them into the
+// output unparsed, and goccy/go-json only balances brackets when it captures a RawMessage.
 func checkResources(rs []Resource, member string) error {
 	for i := range rs {
 		r := &rs[i]
@@ -282,6 +280,10 @@ func checkResources(rs []Resource, member string) error {
 		case t[0] != '{':
 			return fmt.Errorf("decode JSON:API document: %s[%d] (%s %s) has attributes that are not an object",
 				member, i, r.Type, r.ID)
+		default:
+			if err := checkJSON(t); err != nil {
+				return fmt.Errorf("decode JSON:API document: %s[%d] (%s %s) attributes: %w", member, i, r.Type, r.ID, err)
+			}
 		}
 	}
 	return nil

@@ -1,0 +1,310 @@
+package acceptance_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/sandbox"
+	"github.com/source-klaviyo/source-klaviyo/catalog"
+	"github.com/source-klaviyo/source-klaviyo/source"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		require.NoError(t, os.MkdirAll("testdata", 0o755))
+		require.NoError(t, os.WriteFile(path, got, 0o644))
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "missing golden file; run go test ./acceptance-tests -run %s -update", t.Name())
+	require.Equal(t, string(want), string(got), "output differs from %s; if intended, run with -update", path)
+}
+
+// indentMessage pretty-prints the payload of the one message of a command, for a readable golden file.
+func indentMessage(t *testing.T, stdout []byte, field string) []byte {
+	lines := bytes.Split(bytes.TrimSpace(stdout), []byte("\n"))
+	require.Len(t, lines, 1, "expected exactly one message, got:\n%s", stdout)
+	var m map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(lines[0], &m))
+	var buf bytes.Buffer
+	require.NoError(t, json.Indent(&buf, m[field], "", "  "))
+	buf.WriteByte('\n')
+	return buf.Bytes()
+}
+
+func TestSpecGolden(t *testing.T) {
+	r := runBin(t, "spec")
+	require.Equal(t, 0, r.code, "%s", r.stderr)
+	parseAirbyte(t, r.stdout)
+	golden(t, "spec.golden.json", indentMessage(t, r.stdout, "spec"))
+	assert.Contains(t, string(r.stdout), source.Version)
+}
+
+func TestDiscoverGoldenListsEveryStream(t *testing.T) {
+	srv := startSandbox(t, sandbox.Options{})
+	r := runBin(t, "discover", "--config", configFor(t, srv, nil))
+	require.Equal(t, 0, r.code, "%s", r.stdout)
+	o := parseAirbyte(t, r.stdout)
+	require.Len(t, o.msgs, 1)
+	var names []string
+	for _, raw := range o.msgs[0].Catalog.Streams {
+		var s struct {
+			Name string `json:"name"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &s))
+		names = append(names, s.Name)
+	}
+	require.ElementsMatch(t, allStreamNames(), names)
+	golden(t, "discover.golden.json", indentMessage(t, r.stdout, "catalog"))
+}
+
+func TestVersionFlag(t *testing.T) {
+	r := runBin(t, "--version")
+	require.Equal(t, 0, r.code)
+	require.Equal(t, source.Version, strings.TrimSpace(string(r.stdout)))
+}
+
+func TestCheck(t *testing.T) {
+	srv := startSandbox(t, sandbox.Options{APIKeys: map[string][]string{
+		testKey:          nil,
+		"pk_partial_key": {"accounts:read", "profiles:read", "events:read", "metrics:read"},
+		"pk_no_scopes":   {},
+	}})
+	cases := []struct {
+		name, key, status string
+		contains          []string
+	}{
+		{"all scopes", testKey, "SUCCEEDED", []string{"all"}},
+		{"wrong key", "pk_wrong", "FAILED", []string{"refused the API key"}},
+		{"some scopes", "pk_partial_key", "SUCCEEDED", []string{"flows (needs flows:read)", "lists (needs lists:read)"}},
+		{"no scopes", "pk_no_scopes", "FAILED", []string{"none of the Klaviyo streams"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := writeJSON(t, "config.json", map[string]any{"api_key": tc.key, "base_url": srv.URL()})
+			r := runBin(t, "check", "--config", cfg)
+			require.Equal(t, 0, r.code, "%s", r.stdout)
+			o := parseAirbyte(t, r.stdout)
+			require.Len(t, o.msgs, 1, "check prints exactly one CONNECTION_STATUS")
+			cs := o.msgs[0].ConnectionStatus
+			require.NotNil(t, cs)
+			require.Equal(t, tc.status, cs.Status, cs.Message)
+			for _, c := range tc.contains {
+				require.Contains(t, cs.Message, c)
+			}
+			require.NotContains(t, string(r.stdout), tc.key)
+		})
+	}
+}
+
+// TestFullRefreshEveryStreamMatchesSandbox reads every stream in full refresh and compares each row, by primary
+// key and value, with what the sandbox holds.
+func TestFullRefreshEveryStreamMatchesSandbox(t *testing.T) {
+	srv := startSandbox(t, sandbox.Options{Seed: 11})
+	cfg := configFor(t, srv, nil)
+	r := runBin(t, "read", "--config", cfg, "--catalog", configuredCatalog(t, cfg, false))
+	require.Equal(t, 0, r.code, "read failed:\n%s", tail(r.stdout))
+	o := parseAirbyte(t, r.stdout)
+	require.Empty(t, o.errors)
+	requireRecordsValid(t, o)
+	requireStatuses(t, o, allStreamNames(), "COMPLETE")
+	for _, s := range catalog.Streams() {
+		t.Run(s.Name, func(t *testing.T) {
+			want := expectedRows(t, srv, s)
+			requireSameRows(t, s, want, o.records[s.Name])
+			requireNoDuplicates(t, s, o.records[s.Name])
+		})
+	}
+	requireStateCounts(t, o)
+}
+
+// requireStateCounts checks that each state's recordCount equals the records of its stream since the last one.
+func requireStateCounts(t *testing.T, o output) {
+	t.Helper()
+	since := map[string]int{}
+	for _, m := range o.msgs {
+		switch {
+		case m.Record != nil:
+			since[m.Record.Stream]++
+		case m.State != nil:
+			n := m.State.Stream.Descriptor.Name
+			require.Equal(t, float64(since[n]), m.State.SourceStats.RecordCount, "stream %s recordCount", n)
+			since[n] = 0
+		}
+	}
+	for n, c := range since {
+		require.Zero(t, c, "stream %s has %d records after its last state", n, c)
+	}
+}
+
+func requireNoDuplicates(t *testing.T, s catalog.Stream, rows []map[string]any) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, r := range rows {
+		k := pkOf(s, r)
+		require.False(t, seen[k], "stream %s: duplicate row %s", s.Name, k)
+		seen[k] = true
+	}
+}
+
+func incrementalStreams() []catalog.Stream {
+	var out []catalog.Stream
+	for _, s := range catalog.Streams() {
+		if s.Cursor != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func names(ss []catalog.Stream) []string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// cursorOf reads a row's cursor value as a time.
+func cursorOf(t *testing.T, s catalog.Stream, row map[string]any) time.Time {
+	v, _ := row[s.Cursor.Field].(string)
+	ts, err := time.Parse(time.RFC3339, v)
+	require.NoError(t, err, "stream %s cursor %q", s.Name, v)
+	return ts
+}
+
+// TestIncrementalSecondReadBringsOnlyNewAndUpdated syncs every incremental stream, advances the sandbox clock
+// (new records appear, some are updated) and syncs again from the final state: the second read brings nothing
+// older than the state, and the two reads merged by primary key equal the sandbox's data.
+func TestIncrementalSecondReadBringsOnlyNewAndUpdated(t *testing.T) {
+	srv := startSandbox(t, sandbox.Options{Seed: 5})
+	cfg := configFor(t, srv, nil)
+	inc := incrementalStreams()
+	cat := configuredCatalog(t, cfg, true, names(inc)...)
+	first := runBin(t, "read", "--config", cfg, "--catalog", cat)
+	require.Equal(t, 0, first.code, "%s", tail(first.stdout))
+	o1 := parseAirbyte(t, first.stdout)
+	requireStatuses(t, o1, names(inc), "COMPLETE")
+
+	srv.Advance(72 * time.Hour)
+	second := runBin(t, "read", "--config", cfg, "--catalog", cat, "--state", o1.stateFile(t))
+	require.Equal(t, 0, second.code, "%s", tail(second.stdout))
+	o2 := parseAirbyte(t, second.stdout)
+	requireRecordsValid(t, o2)
+	requireStatuses(t, o2, names(inc), "COMPLETE")
+
+	total1, total2 := 0, 0
+	for _, s := range inc {
+		t.Run(s.Name, func(t *testing.T) {
+			total1 += len(o1.records[s.Name])
+			total2 += len(o2.records[s.Name])
+			if s.Kind == catalog.Collection {
+				var st map[string]string
+				require.NoError(t, json.Unmarshal(o1.lastState(s.Name), &st))
+				if from, ok := st[s.Cursor.Field]; ok {
+					fromT, err := time.Parse(time.RFC3339, from)
+					require.NoError(t, err)
+					for _, row := range o2.records[s.Name] {
+						require.False(t, cursorOf(t, s, row).Before(fromT), "stream %s re-read a row older than its state %s", s.Name, from)
+					}
+				}
+			}
+			merged := map[string]map[string]any{}
+			for _, rows := range [][]map[string]any{o1.records[s.Name], o2.records[s.Name]} {
+				for _, row := range rows {
+					merged[pkOf(s, row)] = row
+				}
+			}
+			var got []map[string]any
+			for _, row := range merged {
+				got = append(got, row)
+			}
+			want := expectedRows(t, srv, s)
+			if s.Cursor.Upper != "" {
+				// The sync reads up to its start; records dated later (future-dated events) come in a later sync.
+				want = beforeNow(t, s, want)
+			}
+			requireSameRows(t, s, want, got)
+		})
+	}
+	require.Less(t, total2, total1, "the second read should bring fewer rows than the first")
+	require.Positive(t, total2, "advancing the clock should bring new rows")
+}
+
+func beforeNow(t *testing.T, s catalog.Stream, rows []map[string]any) []map[string]any {
+	now := time.Now()
+	var out []map[string]any
+	for _, r := range rows {
+		if cursorOf(t, s, r).Before(now) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestFutureStateReadsNothing gives every incremental stream a state far in the future.
+func TestFutureStateReadsNothing(t *testing.T) {
+	srv := startSandbox(t, sandbox.Options{Seed: 3})
+	cfg := configFor(t, srv, nil)
+	inc := incrementalStreams()
+	var arr []map[string]any
+	for _, s := range inc {
+		st := map[string]any{s.Cursor.Field: "2999-01-01T00:00:00Z"}
+		if s.Kind == catalog.PerParent {
+			parents := map[string]any{}
+			for _, id := range parentIDs(t, srv, s.Parent) {
+				parents[id] = map[string]any{s.Cursor.Field: "2999-01-01T00:00:00Z"}
+			}
+			st = map[string]any{"parents": parents}
+		}
+		arr = append(arr, map[string]any{"type": "STREAM", "stream": map[string]any{
+			"stream_descriptor": map[string]any{"name": s.Name}, "stream_state": st}})
+	}
+	r := runBin(t, "read", "--config", cfg, "--catalog", configuredCatalog(t, cfg, true, names(inc)...), "--state", writeJSON(t, "state.json", arr))
+	require.Equal(t, 0, r.code, "%s", tail(r.stdout))
+	o := parseAirbyte(t, r.stdout)
+	for _, s := range inc {
+		require.Empty(t, o.records[s.Name], "stream %s read records despite a future state", s.Name)
+		require.NotEmpty(t, o.states[s.Name], "stream %s emitted no state", s.Name)
+	}
+	requireStatuses(t, o, names(inc), "COMPLETE")
+}
+
+// TestReadWithoutAScopeFailsOnlyThatStream: a key without flows:read fails the flow streams clearly while the
+// others complete, and the exit code says the sync was not whole.
+func TestReadWithoutAScopeFailsOnlyThatStream(t *testing.T) {
+	srv := startSandbox(t, sandbox.Options{APIKeys: map[string][]string{testKey: {"metrics:read", "flows:read"}}})
+	cfg := configFor(t, srv, nil)
+	cat := configuredCatalog(t, cfg, false, "metrics", "flows", "lists")
+	r := runBin(t, "read", "--config", cfg, "--catalog", cat)
+	require.Equal(t, 1, r.code)
+	o := parseAirbyte(t, r.stdout)
+	requireStatuses(t, o, []string{"metrics", "flows"}, "COMPLETE")
+	st := o.status["lists"]
+	require.Equal(t, "INCOMPLETE", st[len(st)-1])
+	joined := strings.Join(o.errors, "\n")
+	require.Contains(t, joined, "config_error: Stream lists did not finish")
+	require.Contains(t, joined, "lists:read")
+	require.NotEmpty(t, o.records["metrics"])
+}
+
+func tail(b []byte) string {
+	s := string(b)
+	if len(s) > 3000 {
+		s = "..." + s[len(s)-3000:]
+	}
+	return s
+}

@@ -1,0 +1,236 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// SingerMessage is one line of Singer output with its payload decoded; the pointer matching Type is set.
+type SingerMessage struct {
+	Line int    // 1-based line number in stdout
+	Type string // SCHEMA, RECORD, STATE, ACTIVATE_VERSION or BATCH, upper-cased
+	Raw  []byte
+
+	Schema          *SingerSchema
+	Record          *SingerRecord
+	State           *SingerState
+	ActivateVersion *SingerActivateVersion
+}
+
+// SingerSchema is a SCHEMA message.
+type SingerSchema struct {
+	Stream             string
+	Schema             json.RawMessage
+	KeyProperties      []string
+	BookmarkProperties []string
+}
+
+// SingerRecord is a RECORD message. TimeExtracted is zero when the tap did not send one.
+type SingerRecord struct {
+	Stream        string
+	Record        map[string]any
+	RawRecord     json.RawMessage
+	TimeExtracted time.Time
+	Version       *int64
+}
+
+// SingerState is a STATE message. Bookmarks is the conventional value.bookmarks object, nil when absent.
+type SingerState struct {
+	Value     json.RawMessage
+	Bookmarks map[string]json.RawMessage
+}
+
+// SingerActivateVersion is an ACTIVATE_VERSION message.
+type SingerActivateVersion struct {
+	Stream  string
+	Version int64
+}
+
+// ParseSingerOutput parses a tap's stdout and checks what Singer targets rely on: every line is one JSON object
+// of a known type (case-insensitive, as the spec allows); SCHEMA has a stream, an object schema and key_properties
+// (present even if empty) naming top-level properties of that schema; each RECORD comes after a SCHEMA of its
+// stream, is an object, carries every key property, and has an RFC 3339 time_extracted if any; STATE has a value.
+// The first violation fails the parse with its line number.
+func ParseSingerOutput(stdout []byte) (SingerMessages, error) {
+	lines, err := splitLines(stdout)
+	if err != nil {
+		return nil, err
+	}
+	schemas := map[string]*SingerSchema{}
+	msgs := make(SingerMessages, 0, len(lines))
+	for i, l := range lines {
+		m, err := parseSingerLine(l, schemas)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w: %s", i+1, err, excerpt(l))
+		}
+		m.Line = i + 1
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
+}
+
+func parseSingerLine(line []byte, schemas map[string]*SingerSchema) (SingerMessage, error) {
+	m := SingerMessage{Raw: line}
+	if t := bytes.TrimSpace(line); !json.Valid(t) || t[0] != '{' {
+		return m, fmt.Errorf("not one JSON object")
+	}
+	var w struct {
+		Type               string          `json:"type"`
+		Stream             *string         `json:"stream"`
+		Schema             json.RawMessage `json:"schema"`
+		KeyProperties      *[]string       `json:"key_properties"`
+		BookmarkProperties []string        `json:"bookmark_properties"`
+		Record             json.RawMessage `json:"record"`
+		TimeExtracted      *string         `json:"time_extracted"`
+		Version            *int64          `json:"version"`
+		Value              json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(line, &w); err != nil {
+		return m, fmt.Errorf("not a Singer message: %w", err)
+	}
+	m.Type = strings.ToUpper(w.Type)
+	stream := ""
+	if w.Stream != nil {
+		stream = *w.Stream
+	}
+	needStream := func() error {
+		if w.Stream == nil || stream == "" {
+			return fmt.Errorf("a %s message without stream", m.Type)
+		}
+		return nil
+	}
+	switch m.Type {
+	case "SCHEMA":
+		if err := needStream(); err != nil {
+			return m, err
+		}
+		var props struct {
+			Properties map[string]json.RawMessage `json:"properties"`
+		}
+		if !bytes.HasPrefix(bytes.TrimSpace(w.Schema), []byte("{")) || json.Unmarshal(w.Schema, &props) != nil {
+			return m, fmt.Errorf("the SCHEMA of stream %q has no schema object", stream)
+		}
+		if w.KeyProperties == nil {
+			return m, fmt.Errorf("the SCHEMA of stream %q has no key_properties (required, even if empty)", stream)
+		}
+		for _, k := range *w.KeyProperties {
+			if _, ok := props.Properties[k]; !ok {
+				return m, fmt.Errorf("the SCHEMA of stream %q names key property %q, which is not a property of its schema", stream, k)
+			}
+		}
+		m.Schema = &SingerSchema{Stream: stream, Schema: w.Schema, KeyProperties: *w.KeyProperties, BookmarkProperties: w.BookmarkProperties}
+		schemas[stream] = m.Schema
+	case "RECORD":
+		if err := needStream(); err != nil {
+			return m, err
+		}
+		schema, ok := schemas[stream]
+		if !ok {
+			return m, fmt.Errorf("a RECORD of stream %q before any SCHEMA of it", stream)
+		}
+		r := &SingerRecord{Stream: stream, RawRecord: w.Record, Version: w.Version}
+		if err := json.Unmarshal(w.Record, &r.Record); err != nil || r.Record == nil {
+			return m, fmt.Errorf("a RECORD of stream %q whose record is not a JSON object", stream)
+		}
+		for _, k := range schema.KeyProperties {
+			if _, ok := r.Record[k]; !ok {
+				return m, fmt.Errorf("a RECORD of stream %q without its key property %q", stream, k)
+			}
+		}
+		if w.TimeExtracted != nil {
+			t, err := time.Parse(time.RFC3339, *w.TimeExtracted)
+			if err != nil {
+				return m, fmt.Errorf("a RECORD of stream %q whose time_extracted %q is not RFC 3339", stream, *w.TimeExtracted)
+			}
+			r.TimeExtracted = t
+		}
+		m.Record = r
+	case "STATE":
+		if len(w.Value) == 0 {
+			return m, fmt.Errorf("a STATE message without value")
+		}
+		s := &SingerState{Value: w.Value}
+		var v struct {
+			Bookmarks map[string]json.RawMessage `json:"bookmarks"`
+		}
+		if err := json.Unmarshal(w.Value, &v); err == nil {
+			s.Bookmarks = v.Bookmarks
+		}
+		m.State = s
+	case "ACTIVATE_VERSION":
+		if err := needStream(); err != nil {
+			return m, err
+		}
+		if w.Version == nil {
+			return m, fmt.Errorf("an ACTIVATE_VERSION of stream %q without version", stream)
+		}
+		m.ActivateVersion = &SingerActivateVersion{Stream: stream, Version: *w.Version}
+	case "BATCH":
+		if err := needStream(); err != nil {
+			return m, err
+		}
+	default:
+		return m, fmt.Errorf("unknown message type %q", w.Type)
+	}
+	return m, nil
+}
+
+// SingerMessages is parsed Singer output, in order.
+type SingerMessages []SingerMessage
+
+// Schemas returns the last SCHEMA of each stream.
+func (ms SingerMessages) Schemas() map[string]SingerSchema {
+	out := map[string]SingerSchema{}
+	for _, m := range ms {
+		if m.Schema != nil {
+			out[m.Schema.Stream] = *m.Schema
+		}
+	}
+	return out
+}
+
+// Records returns the records of one stream, in order.
+func (ms SingerMessages) Records(stream string) []SingerRecord {
+	var out []SingerRecord
+	for _, m := range ms {
+		if m.Record != nil && m.Record.Stream == stream {
+			out = append(out, *m.Record)
+		}
+	}
+	return out
+}
+
+// RecordsByStream groups every record by stream, each group in order.
+func (ms SingerMessages) RecordsByStream() map[string][]SingerRecord {
+	out := map[string][]SingerRecord{}
+	for _, m := range ms {
+		if m.Record != nil {
+			out[m.Record.Stream] = append(out[m.Record.Stream], *m.Record)
+		}
+	}
+	return out
+}
+
+// States returns every STATE, in order.
+func (ms SingerMessages) States() []SingerState {
+	var out []SingerState
+	for _, m := range ms {
+		if m.State != nil {
+			out = append(out, *m.State)
+		}
+	}
+	return out
+}
+
+// LastState returns the value of the last STATE, which is exactly what the next run takes as --state; nil if none.
+func (ms SingerMessages) LastState() json.RawMessage {
+	for i := len(ms) - 1; i >= 0; i-- {
+		if ms[i].State != nil {
+			return ms[i].State.Value
+		}
+	}
+	return nil
+}

@@ -1,0 +1,115 @@
+package protocol_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/protocol"
+	"github.com/source-klaviyo/source-klaviyo/source/emit"
+)
+
+func TestParseSingerOutputReadsTheSingerWriter(t *testing.T) {
+	var out, errOut bytes.Buffer
+	s := emit.NewSinger(&out, []emit.StreamInfo{
+		{
+			Name:               "events",
+			Schema:             json.RawMessage(`{"type":"object","properties":{"id":{"type":"string"},"datetime":{"type":"string","format":"date-time"}}}`),
+			KeyProperties:      []string{"id"},
+			BookmarkProperties: []string{"datetime"},
+		},
+		{Name: "lists", Schema: json.RawMessage(`{"type":"object","properties":{"id":{"type":"string"}}}`), KeyProperties: []string{"id"}},
+	}, emit.SingerState{Bookmarks: map[string]json.RawMessage{"profiles": json.RawMessage(`{"updated":"p"}`)}},
+		emit.Options{Now: func() time.Time { return clock }, Stderr: &errOut})
+	require.NoError(t, s.Record("events", []byte(`{"id":"e1","datetime":"2026-01-01T00:00:00+00:00"}`)))
+	require.NoError(t, s.State("events", json.RawMessage(`{"datetime":"2026-01-01T00:00:00+00:00"}`)))
+	require.NoError(t, s.State("lists", json.RawMessage(`{}`)))
+	require.NoError(t, s.Log("INFO", "not on stdout"))
+	require.NoError(t, s.Flush())
+
+	msgs, err := protocol.ParseSingerOutput(out.Bytes())
+	require.NoError(t, err)
+	var types []string
+	for _, m := range msgs {
+		types = append(types, m.Type)
+	}
+	assert.Equal(t, []string{"SCHEMA", "RECORD", "STATE", "SCHEMA", "STATE"}, types)
+
+	schemas := msgs.Schemas()
+	require.Contains(t, schemas, "events")
+	assert.Equal(t, []string{"id"}, schemas["events"].KeyProperties)
+	assert.Equal(t, []string{"datetime"}, schemas["events"].BookmarkProperties)
+
+	recs := msgs.Records("events")
+	require.Len(t, recs, 1)
+	assert.Equal(t, "e1", recs[0].Record["id"])
+	assert.True(t, recs[0].TimeExtracted.Equal(clock.Truncate(time.Second)), recs[0].TimeExtracted)
+	assert.Len(t, msgs.RecordsByStream()["events"], 1)
+
+	require.Len(t, msgs.States(), 2)
+	assert.JSONEq(t, `{"bookmarks":{"events":{"datetime":"2026-01-01T00:00:00+00:00"},"lists":{},"profiles":{"updated":"p"}}}`, string(msgs.LastState()))
+	assert.JSONEq(t, `{}`, string(msgs.States()[1].Bookmarks["lists"]))
+
+	// The last state is exactly what the next run takes back.
+	states, err := emit.ParseState(msgs.LastState())
+	require.NoError(t, err)
+	assert.Len(t, states, 3)
+}
+
+func TestParseSingerOutputChecksWhatTargetsRelyOn(t *testing.T) {
+	schema := `{"type":"SCHEMA","stream":"s","schema":{"type":"object","properties":{"id":{"type":"string"}}},"key_properties":["id"]}` + "\n"
+	cases := map[string]string{
+		`{"type":"RECORD","stream":"s","record":{"id":"1"}}` + "\n":                                   `a RECORD of stream "s" before any SCHEMA of it`,
+		schema + `{"type":"RECORD","stream":"s","record":{"x":"1"}}` + "\n":                           `line 2: a RECORD of stream "s" without its key property "id"`,
+		schema + `{"type":"RECORD","stream":"s","record":[]}` + "\n":                                  "whose record is not a JSON object",
+		schema + `{"type":"RECORD","stream":"s","record":{"id":"1"},"time_extracted":"today"}` + "\n": "is not RFC 3339",
+		schema + `{"type":"RECORD","record":{"id":"1"}}` + "\n":                                       "a RECORD message without stream",
+		`{"type":"SCHEMA","stream":"s","schema":{"type":"object"}}` + "\n":                            "has no key_properties",
+		`{"type":"SCHEMA","stream":"s","key_properties":[]}` + "\n":                                   "has no schema object",
+		`{"type":"SCHEMA","stream":"s","schema":{"properties":{}},"key_properties":["id"]}` + "\n":    `names key property "id"`,
+		`{"type":"STATE"}` + "\n":                         "a STATE message without value",
+		`{"type":"ACTIVATE_VERSION","stream":"s"}` + "\n": "without version",
+		`{"type":"LOG","message":"x"}` + "\n":             `unknown message type "LOG"`,
+		`INFO starting` + "\n":                            "not one JSON object",
+	}
+	for in, want := range cases {
+		t.Run(in, func(t *testing.T) {
+			_, err := protocol.ParseSingerOutput([]byte(in))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), want)
+		})
+	}
+
+	msgs, err := protocol.ParseSingerOutput([]byte(`{"type":"schema","stream":"s","schema":{"type":"object"},"key_properties":[]}` + "\n" +
+		`{"type":"record","stream":"s","record":{},"version":3}` + "\n" +
+		`{"type":"activate_version","stream":"s","version":3}` + "\n"))
+	require.NoError(t, err, "types are case-insensitive")
+	require.Len(t, msgs, 3)
+	assert.Equal(t, "RECORD", msgs[1].Type)
+	assert.Equal(t, int64(3), *msgs[1].Record.Version)
+	assert.Equal(t, int64(3), msgs[2].ActivateVersion.Version)
+}
+
+// BenchmarkValidateLine shows what validating every line of an end-to-end run costs.
+func BenchmarkValidateLine(b *testing.B) {
+	v := protocol.NewAirbyteValidator(b)
+	var buf bytes.Buffer
+	a := emit.NewAirbyte(&buf, emit.Options{})
+	if err := a.Record("events", []byte(`{"id":"e1","datetime":"2026-01-01T00:00:00+00:00","event_properties":{"v":1}}`)); err != nil {
+		b.Fatal(err)
+	}
+	if err := a.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	line := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := v.ValidateLine(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
