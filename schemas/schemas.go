@@ -1,6 +1,6 @@
 // Package schemas holds one JSON Schema per stream, generated from Klaviyo's OpenAPI components and embedded.
 //
-// The files are generated, never edited by hand: `go generate ./schemas` rewrites them from
+// The files (and relationships_gen.go) are generated, never edited by hand: `go generate ./schemas` rewrites them from
 // ../shared/klaviyo/stable.json and the stream table, and a test fails when the committed files drift from
 // what the generator writes.
 package schemas
@@ -30,6 +30,11 @@ func Get(stream string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// Relationships returns the record fields of a stream that carry a to-one relationship's id (events:
+// metric_id -> metric), each mapped to the JSON:API relationship name, or nil. The engine needs it because a
+// field's name cannot tell an attribute (external_id) from a relationship id (item_id). The map is fresh per call.
+func Relationships(stream string) map[string]string { return relationships(stream) }
 
 // Names returns the streams that have a schema, sorted.
 func Names() []string {

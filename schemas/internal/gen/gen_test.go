@@ -24,7 +24,8 @@ func TestCommittedSchemasAreCurrent(t *testing.T) {
 
 	committed, err := filepath.Glob(filepath.Join("..", "..", "*.json"))
 	require.NoError(t, err)
-	assert.Len(t, committed, len(files), "committed schema files and streams differ; run go generate ./schemas")
+	assert.Len(t, committed, len(files)-1, "committed schema files and streams differ; run go generate ./schemas")
+	assert.Contains(t, files, RelationshipsFile)
 	for name, want := range files {
 		got, err := os.ReadFile(filepath.Join("..", "..", name))
 		if assert.NoError(t, err, "run go generate ./schemas") {
