@@ -110,7 +110,12 @@ func (e *engine) readStream(ctx context.Context, r *streamRun, prevRaw json.RawM
 	switch r.s.Kind {
 	case catalog.Collection:
 		if incremental {
-			return e.readWindows(ctx, r, prev)
+			return e.readWindows(ctx, r, prev, false)
+		}
+		if r.s.Cursor != nil && r.s.Cursor.Upper != "" && r.s.Shape == catalog.Flat {
+			// A full refresh of a time-filterable stream still reads windows in parallel: a first sync of events
+			// is the longest read there is.
+			return e.readWindows(ctx, r, time.Time{}, true)
 		}
 		return e.readFull(ctx, r, "")
 	default:
@@ -142,15 +147,23 @@ func (e *engine) readFull(ctx context.Context, r *streamRun, parentID string) er
 	return nil
 }
 
-// readWindows reads an incremental collection in parallel windows and checkpoints the low-water mark.
-func (e *engine) readWindows(ctx context.Context, r *streamRun, prev time.Time) error {
+// readWindows reads a collection in parallel windows. Incremental reads checkpoint the low-water mark as they go;
+// a full refresh (full) also reads past the sync start, so future-dated records are not left out, and writes one
+// empty state at the end.
+func (e *engine) readWindows(ctx context.Context, r *streamRun, prev time.Time, full bool) error {
 	tr := newTracker(prev, e.syncStart)
 	lo := e.lowerBound(prev)
+	if full {
+		lo = time.Time{}
+	}
 	var all []*window
 	for _, v := range variantsOf(r.s) {
 		ws, err := e.planWindows(ctx, r, v, lo)
 		if err != nil {
 			return err
+		}
+		if full {
+			ws = append(ws, &window{variant: v, lo: e.syncStart})
 		}
 		tr.add(ws)
 		all = append(all, ws...)
@@ -158,6 +171,9 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, prev time.Time) 
 	emitState := func() error {
 		r.stateMu.Lock()
 		defer r.stateMu.Unlock()
+		if full {
+			return nil
+		}
 		return e.out.State(r.s.Name, encodeState(r.s, tr.cursor(), nil))
 	}
 	err := runTasks(ctx, len(all), e.workers(r.s, len(all)), func(ctx context.Context, i int) error {
@@ -177,6 +193,11 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, prev time.Time) 
 	})
 	if serr := emitState(); err == nil {
 		err = serr
+	}
+	if full && err == nil {
+		r.stateMu.Lock()
+		defer r.stateMu.Unlock()
+		return e.out.State(r.s.Name, encodeState(catalog.Stream{}, time.Time{}, nil))
 	}
 	return err
 }
