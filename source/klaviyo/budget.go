@@ -43,13 +43,24 @@ const (
 	recoverEvery = 10 * time.Second
 )
 
+// scaled multiplies a budget by f. A budget counts whole requests, so each limit is rounded to the nearest whole
+// number and kept at least 1 — the same rule the sandbox applies to its scaled tiers, so that a client and a
+// sandbox given one factor agree on the budget exactly.
+func (b Budget) scaled(f float64) Budget {
+	if f == 1 {
+		return b
+	}
+	round := func(n int) int { return max(1, int(math.Floor(float64(n)*f+0.5))) }
+	return Budget{Burst: round(b.Burst), PerMinute: round(b.PerMinute)}
+}
+
 // limits turns a budget, scaled by scale, into token-bucket parameters (sustained rate per second, bucket size).
 //
 // A token bucket of size b refilled at r tokens a second lets through at most b + r·w requests in any window of w
 // seconds: the bucket may be full when the window opens, and it refills during it. Klaviyo counts fixed 1 s and 60 s
 // windows, so a bucket sized only by the burst (75 for L) would allow 75 + 60·12.5 = 825 requests in a minute that
-// starts with a full bucket, over the 750 allowed. The parameters therefore satisfy, with P = PerMinute·scale and
-// B = Burst·scale:
+// starts with a full bucket, over the 750 allowed. The parameters therefore satisfy, with P and B the scaled
+// PerMinute and Burst:
 //
 //	r = 0.95·P/60                      sustain 95% of the steady rate, the margin absorbing network jitter;
 //	                                   lowered to (P-1)/60 when needed so a 1-token bucket still fits below;
@@ -59,11 +70,11 @@ const (
 //	b ≥ 1                              a request needs one whole token.
 //
 // At scale 1 that gives XS 0.233/s b=1, S 0.95/s b=2, M 2.375/s b=7, L 11.875/s b=37, XL 55.42/s b=175. Requests
-// come in whole numbers, so XS's 1 + 0.233 still means one request in any second. When the scale is so small that
-// P is below 1, only b ≥ 1 holds and the bucket can exceed the minute by that one token.
+// come in whole numbers, so XS's 1 + 0.233 still means one request in any second.
 func limits(b Budget, scale float64) (rate.Limit, int) {
-	perMinute := float64(b.PerMinute) * scale
-	burst := float64(b.Burst) * scale
+	b = b.scaled(scale)
+	perMinute := float64(b.PerMinute)
+	burst := float64(b.Burst)
 	r := steadyShare * perMinute / 60
 	if perMinute > 1 && perMinute-60*r < 1 {
 		r = (perMinute - 1) / 60
@@ -83,11 +94,11 @@ func limits(b Budget, scale float64) (rate.Limit, int) {
 // endpoint is the shared rate state of one endpoint: every caller of the same Request.Endpoint waits on it, so
 // concurrent streams and windows together stay within the endpoint's budget.
 type endpoint struct {
-	name   string
 	budget Budget
 	base   rate.Limit
-	bucket int
 	lim    *rate.Limiter
+	// mismatchLogged is set once a request declared another budget for the endpoint and that was logged.
+	mismatchLogged bool
 
 	mu sync.Mutex
 	// blockedUntil is the end of the latest Retry-After: nobody sends before it.
@@ -99,10 +110,9 @@ type endpoint struct {
 	raisedAt time.Time
 }
 
-func newEndpoint(name string, b Budget, scale float64, now time.Time) *endpoint {
+func newEndpoint(b Budget, scale float64, now time.Time) *endpoint {
 	r, bucket := limits(b, scale)
-	lim := rate.NewLimiter(r, bucket)
-	return &endpoint{name: name, budget: b, base: r, bucket: bucket, lim: lim, factor: 1, raisedAt: now, slowedAt: now}
+	return &endpoint{budget: b, base: r, lim: rate.NewLimiter(r, bucket), factor: 1, raisedAt: now, slowedAt: now}
 }
 
 // gate reports until when the endpoint is closed by a Retry-After.
@@ -123,11 +133,9 @@ func (e *endpoint) tokenDelay(now time.Time) time.Duration {
 	if limit <= 0 {
 		return time.Second
 	}
-	d := time.Duration((1 - tokens) / limit * float64(time.Second))
-	if d < time.Millisecond {
-		d = time.Millisecond
-	}
-	return d
+	// Rounded up, plus a microsecond, so that after sleeping d float rounding cannot leave the bucket a hair short
+	// of a token and send the caller round again.
+	return time.Duration(math.Ceil((1-tokens)/limit*float64(time.Second))) + time.Microsecond
 }
 
 // take takes one token at now if one is there and no Retry-After closes the endpoint.

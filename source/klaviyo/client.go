@@ -42,7 +42,8 @@ type Config struct {
 	MaxConcurrency int
 	// UserAgent is sent as User-Agent (default "source-klaviyo").
 	UserAgent string
-	// Log receives retries and slow-downs ("warn") and recoveries ("info"). Messages never contain the key.
+	// Log receives retries and slow-downs ("WARN") and recoveries ("INFO"), Airbyte's level names. Messages never
+	// contain the key.
 	Log func(level, msg string)
 	// Sleep waits for d or until ctx is done (default: a timer). It serves backoffs, Retry-After and budget
 	// waits alike, so tests can inject one that returns at once; a Sleep that returns early turns budget waits
@@ -206,7 +207,7 @@ func (c *Client) Get(ctx context.Context, req Request) (*Document, error) {
 			c.stats.pages.Add(1)
 			c.stats.records.Add(int64(len(doc.Data)))
 			if up, r := ep.succeeded(c.now()); up {
-				c.logf("info", "Klaviyo %s: raising the request rate to %.1f/min after a quiet spell", req.Endpoint, float64(r)*60)
+				c.logf("INFO", "Klaviyo %s: raising the request rate to %.1f/min after a quiet spell", req.Endpoint, float64(r)*60)
 			}
 			return doc, nil
 		}
@@ -216,44 +217,56 @@ func (c *Client) Get(ctx context.Context, req Request) (*Document, error) {
 		if out.final != nil {
 			return nil, out.final
 		}
-		now := c.now()
-		if out.status == http.StatusTooManyRequests {
-			c.stats.throttled.Add(1)
+		wait, err := c.afterFailure(req, ep, out, attempt, sentAt)
+		if err != nil {
+			return nil, err
 		}
-		wait := backoff(attempt, c.cfg.Rand())
-		if out.hasRetryAfter {
-			if out.retryAfter > c.cfg.MaxRetryAfter {
-				retryAt := now.Add(out.retryAfter)
-				if out.status == http.StatusTooManyRequests {
-					ep.throttled(now, sentAt, retryAt)
-				}
-				return nil, &Error{Kind: KindRateLimited, Status: out.status, Endpoint: req.Endpoint, Scopes: req.Scopes,
-					RetryAt: retryAt, Detail: fmt.Sprintf("Klaviyo asked to wait %s, longer than the %s the connector waits",
-						out.retryAfter.Round(time.Second), c.cfg.MaxRetryAfter)}
-			}
-			wait = max(wait, out.retryAfter)
-		}
-		if out.status == http.StatusTooManyRequests {
-			var until time.Time
-			if out.hasRetryAfter {
-				until = now.Add(out.retryAfter)
-			}
-			if down, r := ep.throttled(now, sentAt, until); down {
-				c.stats.slowDowns.Add(1)
-				c.logf("warn", "Klaviyo %s: rate limited (429), slowing to %.1f requests/min", req.Endpoint, float64(r)*60)
-			}
-		}
-		if attempt >= c.cfg.MaxAttempts {
-			return nil, &Error{Kind: KindTransient, Status: out.status, Endpoint: req.Endpoint, Scopes: req.Scopes,
-				Detail: fmt.Sprintf("%d attempts, the last: %s", attempt, out.describe()), Err: out.err}
-		}
-		c.stats.retry(out.reason)
-		c.logf("warn", "Klaviyo %s: attempt %d of %d failed (%s), retrying in %s",
-			req.Endpoint, attempt, c.cfg.MaxAttempts, out.describe(), wait.Round(time.Millisecond))
 		if err := c.cfg.Sleep(ctx, wait); err != nil {
 			return nil, c.stopped(req, err)
 		}
 	}
+}
+
+// afterFailure decides what follows a retryable failed attempt: the wait before the next attempt, or the error
+// that ends the request (a Retry-After beyond MaxRetryAfter, or MaxAttempts reached). A 429 also slows the
+// endpoint down and, with a Retry-After, closes it for every caller until then.
+func (c *Client) afterFailure(req Request, ep *endpoint, out *outcome, attempt int, sentAt time.Time) (time.Duration, error) {
+	now := c.now()
+	throttled := out.status == http.StatusTooManyRequests
+	if throttled {
+		c.stats.throttled.Add(1)
+	}
+	wait := backoff(attempt, c.cfg.Rand())
+	if out.hasRetryAfter {
+		if out.retryAfter > c.cfg.MaxRetryAfter {
+			retryAt := now.Add(out.retryAfter)
+			if throttled {
+				ep.throttled(now, sentAt, retryAt)
+			}
+			return 0, &Error{Kind: KindRateLimited, Status: out.status, Endpoint: req.Endpoint, Scopes: req.Scopes,
+				RetryAt: retryAt, Detail: fmt.Sprintf("Klaviyo asked to wait %s, longer than the %s the connector waits",
+					out.retryAfter.Round(time.Second), c.cfg.MaxRetryAfter)}
+		}
+		wait = max(wait, out.retryAfter)
+	}
+	if throttled {
+		var until time.Time
+		if out.hasRetryAfter {
+			until = now.Add(out.retryAfter)
+		}
+		if down, r := ep.throttled(now, sentAt, until); down {
+			c.stats.slowDowns.Add(1)
+			c.logf("WARN", "Klaviyo %s: rate limited (429), slowing to %.1f requests/min", req.Endpoint, float64(r)*60)
+		}
+	}
+	if attempt >= c.cfg.MaxAttempts {
+		return 0, &Error{Kind: KindTransient, Status: out.status, Endpoint: req.Endpoint, Scopes: req.Scopes,
+			Detail: fmt.Sprintf("%d attempts, the last: %s", attempt, out.describe()), Err: out.err}
+	}
+	c.stats.retry(out.reason)
+	c.logf("WARN", "Klaviyo %s: attempt %d of %d failed (%s), retrying in %s",
+		req.Endpoint, attempt, c.cfg.MaxAttempts, out.describe(), wait.Round(time.Millisecond))
+	return wait, nil
 }
 
 // Pages follows links.next from req until a page has none, yielding each page. It stops after yielding an error,
@@ -325,9 +338,10 @@ func encodeQuery(v url.Values) string {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	brackets := strings.NewReplacer("%5B", "[", "%5D", "]")
 	var b strings.Builder
 	for _, k := range keys {
-		ek := strings.NewReplacer("%5B", "[", "%5D", "]").Replace(url.QueryEscape(k))
+		ek := brackets.Replace(url.QueryEscape(k))
 		for _, val := range v[k] {
 			if b.Len() > 0 {
 				b.WriteByte('&')
@@ -340,14 +354,25 @@ func encodeQuery(v url.Values) string {
 	return b.String()
 }
 
-// endpoint returns the shared rate state of req.Endpoint, creating it on first use with req.Budget.
+// endpoint returns the shared rate state of req.Endpoint, creating it on first use with req.Budget. A later
+// request that declares another budget keeps the first (one endpoint has one budget at Klaviyo) and is logged once,
+// since it points at a mistake in the stream table.
 func (c *Client) endpoint(req Request) *endpoint {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	ep, ok := c.endpoints[req.Endpoint]
 	if !ok {
-		ep = newEndpoint(req.Endpoint, req.Budget, c.cfg.RateScale, c.now())
+		ep = newEndpoint(req.Budget, c.cfg.RateScale, c.now())
 		c.endpoints[req.Endpoint] = ep
+	}
+	mismatch := ep.budget != req.Budget && !ep.mismatchLogged
+	if mismatch {
+		ep.mismatchLogged = true
+	}
+	first := ep.budget
+	c.mu.Unlock()
+	if mismatch {
+		c.logf("WARN", "Klaviyo %s: a request declares budget %d/s %d/min, the endpoint keeps its first %d/s %d/min",
+			req.Endpoint, req.Budget.Burst, req.Budget.PerMinute, first.Burst, first.PerMinute)
 	}
 	return ep
 }

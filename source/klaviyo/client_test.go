@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -257,7 +258,7 @@ func TestRetriesTransientFailuresThenSucceeds(t *testing.T) {
 			assert.Equal(t, map[string]int64{tc.reason: 1}, st.RetriesByReason)
 			assert.Equal(t, []time.Duration{375 * time.Millisecond}, f.clock.Sleeps(), "one backoff: 0.5 s with jitter 0.5")
 			require.Len(t, f.logs.Lines(), 1)
-			assert.Contains(t, f.logs.Lines()[0], "warn: Klaviyo /api/profiles: attempt 1 of 8 failed")
+			assert.Contains(t, f.logs.Lines()[0], "WARN: Klaviyo /api/profiles: attempt 1 of 8 failed")
 		})
 	}
 }
@@ -690,4 +691,53 @@ func TestNewValidatesAndDefaults(t *testing.T) {
 	target, err := c.target(Request{Path: "/api/profiles", Query: url.Values{"page[size]": {"10"}}})
 	require.NoError(t, err)
 	assert.Equal(t, "https://a.klaviyo.com/api/profiles?page[size]=10", target)
+}
+
+// BenchmarkGetEventsPage is the client's whole per-page cost against a local server: budget, request, body read,
+// decode and the relationship lookups the engine makes. The server's own cost is in the figure too.
+func BenchmarkGetEventsPage(b *testing.B) {
+	body := eventsPage(1000)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/vnd.api+json")
+		_, _ = w.Write(body)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	c, err := New(Config{BaseURL: srv.URL, APIKey: testKey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := Request{Endpoint: "/api/events", Budget: Budget{Burst: 1 << 20, PerMinute: 1 << 30}, Path: "/api/events"}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	records := 0
+	for b.Loop() {
+		doc, err := c.Get(context.Background(), req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range doc.Data {
+			if _, ok := doc.Data[i].Relationships["metric"].ToOneID(); !ok {
+				b.Fatal("no metric id")
+			}
+		}
+		records += len(doc.Data)
+	}
+	b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+}
+
+func TestAnEndpointKeepsItsFirstBudget(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.mux.HandleFunc("GET /api/profiles", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, page("", "p1")) })
+	req := profilesRequest()
+	for _, b := range []Budget{roomy(), TierXS(), TierXS()} {
+		req.Budget = b
+		_, err := f.c.Get(context.Background(), req)
+		require.NoError(t, err)
+	}
+	assert.Empty(t, f.clock.Sleeps(), "still the roomy budget")
+	assert.Equal(t, []string{"WARN: Klaviyo /api/profiles: a request declares budget 1/s 15/min, the endpoint keeps its first 1000/s 60000/min"},
+		f.logs.Lines(), "logged once")
 }

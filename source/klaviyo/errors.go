@@ -94,11 +94,14 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, "Klaviyo found nothing at %s (404): the resource may have been deleted", e.Endpoint)
 		e.appendDetail(&b)
 	case KindBadRequest:
-		if e.Status != 0 {
-			fmt.Fprintf(&b, "Klaviyo rejected the request to %s (%d)", e.Endpoint, e.Status)
-		} else {
+		if e.Status == 0 {
+			// Nothing was refused: the answer itself cannot be used (a links.next elsewhere, a cursor loop).
 			fmt.Fprintf(&b, "Klaviyo's answer on %s cannot be followed", e.Endpoint)
+			e.appendDetail(&b)
+			b.WriteString(": check base_url in the config, and report it if base_url is right")
+			break
 		}
+		fmt.Fprintf(&b, "Klaviyo rejected the request to %s (%d)", e.Endpoint, e.Status)
 		e.appendDetail(&b)
 		b.WriteString(": check the config values the request uses (start_date, filters), and report it if they look right")
 	case KindRateLimited:
