@@ -74,7 +74,8 @@ func ParseConfig(file string, raw []byte) (Config, error) {
 	if c.RawStartDate != "" {
 		t, err := time.Parse(time.RFC3339, c.RawStartDate)
 		if err != nil {
-			return Config{}, configErrorf("%s: start_date %q is not an RFC 3339 date-time; write it like 2024-01-01T00:00:00Z", file, c.RawStartDate)
+			// Values are never quoted back: a pasted key could sit in any field.
+			return Config{}, configErrorf("%s: start_date is not an RFC 3339 date-time; write it like 2024-01-01T00:00:00Z", file)
 		}
 		c.StartDate = t.UTC()
 	}
@@ -83,7 +84,7 @@ func ParseConfig(file string, raw []byte) (Config, error) {
 	}
 	u, err := url.Parse(c.BaseURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return Config{}, configErrorf("%s: base_url %q is not an http(s) URL; remove it to use %s", file, c.BaseURL, DefaultBaseURL)
+		return Config{}, configErrorf("%s: base_url is not an http(s) URL with a host; remove it to use %s", file, DefaultBaseURL)
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	if c.MaxConcurrency == 0 {
