@@ -1,0 +1,67 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	json "github.com/goccy/go-json"
+)
+
+// serveAdmin is the sandbox's own surface: clock, advance, count, resources, stats.
+func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
+	writeJSON := func(status int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	fail := func(status int, err error) { writeJSON(status, map[string]string{"error": err.Error()}) }
+	q := r.URL.Query()
+	switch strings.TrimSuffix(r.URL.Path, "/") {
+	case "/_sandbox/clock":
+		writeJSON(200, map[string]string{"now": s.Now().Format(time.RFC3339)})
+	case "/_sandbox/advance":
+		if r.Method != http.MethodPost {
+			fail(405, errors.New("use POST"))
+			return
+		}
+		d, err := time.ParseDuration(q.Get("by"))
+		if err != nil || d <= 0 {
+			fail(400, fmt.Errorf("by=%q is not a positive duration", q.Get("by")))
+			return
+		}
+		s.Advance(d)
+		writeJSON(200, map[string]string{"now": s.Now().Format(time.RFC3339)})
+	case "/_sandbox/count":
+		path := q.Get("path")
+		q.Del("path")
+		n, err := s.Count(path, q)
+		if err != nil {
+			fail(400, err)
+			return
+		}
+		writeJSON(200, map[string]int{"count": n})
+	case "/_sandbox/resources":
+		path := q.Get("path")
+		q.Del("path")
+		res, err := s.Resources(path, q)
+		if err != nil {
+			fail(400, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		for _, raw := range res {
+			_, _ = w.Write(raw)
+			_, _ = w.Write([]byte("\n"))
+		}
+	case "/_sandbox/stats":
+		writeJSON(200, s.Stats())
+	default:
+		keys := []string{"/_sandbox/clock", "/_sandbox/advance?by=24h", "/_sandbox/count?path=", "/_sandbox/resources?path=", "/_sandbox/stats"}
+		sort.Strings(keys)
+		writeJSON(404, map[string]any{"error": "unknown admin endpoint", "endpoints": keys})
+	}
+}
