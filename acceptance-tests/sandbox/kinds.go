@@ -12,6 +12,11 @@ func (w *world) salt(kind string) uint64 { return w.pop(kind).salt }
 
 func (w *world) total(kind string) int64 { return w.pop(kind).total() }
 
+// baseCount is how many records of a kind existed when the clock started. References between records (a
+// campaign's audiences, a variant's item) are taken modulo this, not the moving total, so a record's attributes
+// change only when its updated timestamp does, as an incremental sync expects.
+func (w *world) baseCount(kind string) int64 { return w.pop(kind).base }
+
 func (w *world) times(kind string, i int64) (int64, int64) {
 	p := w.pop(kind)
 	return p.created(i), p.updated(i)
@@ -71,8 +76,8 @@ func (w *world) customMetricID(i int64) string { return shortID(w.salt(kCustomMe
 func (w *world) couponCodeID(i int64) string {
 	return w.couponID(w.couponOfCode(i)) + "-" + encID(w.salt(kCouponCode), i, 12)
 }
-func (w *world) couponOfCode(i int64) int64  { return i % max64(1, w.total(kCoupon)) }
-func (w *world) itemOfVariant(i int64) int64 { return i % max64(1, w.total(kCatalogItem)) }
+func (w *world) couponOfCode(i int64) int64  { return i % max64(1, w.baseCount(kCoupon)) }
+func (w *world) itemOfVariant(i int64) int64 { return i % max64(1, w.baseCount(kCatalogItem)) }
 
 var couponNames = []string{"10OFF", "WELCOME15", "FREESHIP", "VIP20", "ÉTÉ25", "BFCM30"}
 
@@ -160,7 +165,7 @@ func (w *world) flowTrigger(f int64) (string, int64) {
 	case 0, 3:
 		return "Metric", (f / 6) % max64(1, int64(w.sc.Metrics))
 	case 1:
-		return "Added to List", (f / 6) % max64(1, w.total(kList))
+		return "Added to List", (f / 6) % max64(1, w.baseCount(kList))
 	case 2:
 		return "Date Based", -1
 	case 4:
@@ -218,7 +223,7 @@ func (c *rctx) segment(i int64) *record {
 	}}}}
 	if w.total(kList) > 0 {
 		conds = append(conds, map[string]any{"conditions": []any{map[string]any{
-			"type": "profile-group-membership", "is_member": true, "group_ids": []any{w.listID(i % w.total(kList))},
+			"type": "profile-group-membership", "is_member": true, "group_ids": []any{w.listID(i % w.baseCount(kList))},
 			"timeframe_filter": map[string]any{"type": "date", "operator": "in-the-last", "unit": "day", "quantity": 30 + r.intn(60)},
 		}}})
 	}
@@ -320,7 +325,7 @@ func (c *rctx) flowAction(f, a int64) *record {
 			"id": w.flowMessageID(f, a, 0), "name": fmt.Sprintf("Email #%d", a+1),
 			"from_email": "hello@boutique-elodie.example.com", "from_label": "Boutique Élodie", "reply_to_email": nil,
 			"cc_email": nil, "bcc_email": nil, "subject_line": "Bienvenue ✨", "preview_text": "Un petit cadeau",
-			"template_id": w.templateID(f % max64(1, w.total(kTemplate))), "smart_sending_enabled": true,
+			"template_id": w.templateID(f % max64(1, w.baseCount(kTemplate))), "smart_sending_enabled": true,
 			"transactional": false, "add_tracking_params": true,
 			"custom_tracking_params": []any{map[string]any{"param": "utm_source", "value": "klaviyo"}},
 		}}
@@ -399,14 +404,14 @@ func (c *rctx) campaign(i int64) *record {
 	status := w.campaignStatus(i)
 	included := []any{}
 	if w.total(kList) > 0 {
-		included = append(included, w.listID(i%w.total(kList)))
+		included = append(included, w.listID(i%w.baseCount(kList)))
 	}
 	if w.total(kSegment) > 0 && i%2 == 0 {
-		included = append(included, w.segmentID(i%w.total(kSegment)))
+		included = append(included, w.segmentID(i%w.baseCount(kSegment)))
 	}
 	var excluded any
 	if i%3 == 1 && w.total(kSegment) > 0 {
-		excluded = []any{w.segmentID((i + 1) % w.total(kSegment))}
+		excluded = []any{w.segmentID((i + 1) % w.baseCount(kSegment))}
 	} else if i%3 == 2 {
 		excluded = []any{}
 	}
@@ -491,10 +496,10 @@ func (c *rctx) campaignMessage(i, k int64) *record {
 	}
 	rels := []relation{{Name: "campaign", Refs: []ref{{Type: "campaign", ID: w.campaignID(i)}}}}
 	if ch == "email" && w.total(kTemplate) > 0 {
-		rels = append(rels, relation{Name: "template", Refs: []ref{{Type: "template", ID: w.templateID(i % w.total(kTemplate))}}})
+		rels = append(rels, relation{Name: "template", Refs: []ref{{Type: "template", ID: w.templateID(i % w.baseCount(kTemplate))}}})
 	}
 	if ch != "sms" && w.total(kImage) > 0 {
-		rels = append(rels, relation{Name: "image", Refs: []ref{{Type: "image", ID: w.imageID(i % w.total(kImage))}}})
+		rels = append(rels, relation{Name: "image", Refs: []ref{{Type: "image", ID: w.imageID(i % w.baseCount(kImage))}}})
 	}
 	return &record{Type: "campaign-message", ID: w.campaignMessageID(i, k), Coll: "campaign-messages", idx: i*4 + k,
 		Attrs: map[string]any{"definition": def, "send_times": sendTimes, "created_at": isoTime(cr), "updated_at": isoTime(up)},

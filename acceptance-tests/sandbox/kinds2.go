@@ -8,7 +8,7 @@ import (
 func (c *rctx) tag(i int64) *record {
 	w := c.w
 	r := newRnd(w.salt(kTag), uint64(i))
-	groups := max64(1, w.total(kTagGroup))
+	groups := max64(1, w.baseCount(kTagGroup))
 	rec := &record{Type: "tag", ID: w.tagID(i), Coll: "tags", idx: i,
 		Attrs: map[string]any{"name": fmt.Sprintf("%s-%d", pick(r, []string{"summer", "VIP", "été", "セール", "q4 promo", "needs review"}), i)},
 		ext:   map[string]any{"tag_group_id": w.tagGroupID(i % groups)}}
@@ -34,7 +34,7 @@ func (w *world) taggedRefs(kind, typ string, t int64, id func(int64) string) []*
 func (c *rctx) tagGroup(i int64) *record {
 	w := c.w
 	var tags []ref
-	groups := max64(1, w.total(kTagGroup))
+	groups := max64(1, w.baseCount(kTagGroup))
 	for t := int64(0); t < w.total(kTag); t++ {
 		if t%groups == i {
 			tags = append(tags, ref{Type: "tag", ID: w.tagID(t)})
@@ -109,7 +109,7 @@ func (c *rctx) catalogItem(i int64) *record {
 		meta = map[string]any{"material": "cotton", "tags": []any{"bio", "été"}, "dims": map[string]any{"w": 10.5, "h": nil}}
 	}
 	var variants []ref
-	nItems := max64(1, w.total(kCatalogItem))
+	nItems := max64(1, w.baseCount(kCatalogItem))
 	for v := i; v < w.total(kCatalogVariant); v += nItems {
 		variants = append(variants, ref{Type: "catalog-variant", ID: w.catalogVariantID(v)})
 	}
@@ -274,7 +274,7 @@ func (c *rctx) review(i int64) *record {
 	}
 	if i%5 != 4 {
 		email = fmt.Sprintf("reviewer%d@example.com", i)
-		author = pick(r, firstNames) + " " + pick(r, lastNames)[:1] + "."
+		author = pick(r, firstNames) + " " + string([]rune(pick(r, lastNames))[:1]) + "."
 	}
 	content = pick(r, []string{"Super qualité, je recommande !", "Runs small — order a size up.", "とても良い", "Meh. \"Fine\" I guess 🤷"})
 	if i%3 != 2 {
@@ -284,7 +284,7 @@ func (c *rctx) review(i int64) *record {
 	rels := []relation{{Name: "events", Many: true, Data: true, Refs: []ref{}}}
 	statusValue := status.(map[string]any)["value"]
 	if typ != "store" && w.total(kCatalogItem) > 0 {
-		item := i % w.total(kCatalogItem)
+		item := i % w.baseCount(kCatalogItem)
 		product = map[string]any{"url": fmt.Sprintf("https://shop.example.com/products/%d", item), "name": pick(r, products),
 			"image_url": nil, "external_id": w.itemExternal(item)}
 		if i%2 == 0 {
@@ -306,7 +306,7 @@ func (c *rctx) review(i int64) *record {
 	}
 	var itemID any
 	if p, ok := product.(map[string]any); ok {
-		itemID = w.catalogItemID(i % w.total(kCatalogItem))
+		itemID = w.catalogItemID(i % w.baseCount(kCatalogItem))
 		_ = p
 	}
 	return &record{Type: "review", ID: w.reviewID(i), Coll: "reviews", idx: i,

@@ -106,7 +106,8 @@ func (c *rctx) profile(i int64, variant int) *record {
 		attrs["image"] = fmt.Sprintf("https://images.example.com/avatars/%d.png", i)
 	}
 	if r.chance(0.85) {
-		le := pc.created + int64(r.intn(int(w.now-pc.created)+1))
+		// Tied to updated, not to the moving clock: the profile changes only when its updated timestamp does.
+		le := pc.created + int64(r.intn(int(max64(0, pc.updated-pc.created))+1))
 		attrs["last_event_date"] = isoTime(le)
 	}
 	ci := r.intn(len(cities))

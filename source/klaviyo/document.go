@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
 )
@@ -282,6 +283,15 @@ func checkResources(rs []Resource, member string) error {
 				member, i, r.Type, r.ID)
 		default:
 			if err := checkJSON(t); err != nil {
+				// Invalid UTF-8 in user data (a name cut mid-character upstream) would fail the page on every
+				// retry and lose the stream. Bytes >= 0x80 are never JSON structure, so replacing the bad
+				// sequences with U+FFFD repairs the value and keeps the record.
+				if !utf8.Valid(t) {
+					if fixed := bytes.ToValidUTF8(t, []byte("\uFFFD")); checkJSON(fixed) == nil {
+						r.Attributes = fixed
+						continue
+					}
+				}
 				return fmt.Errorf("decode JSON:API document: %s[%d] (%s %s) attributes: %w", member, i, r.Type, r.ID, err)
 			}
 		}
