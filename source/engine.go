@@ -133,18 +133,28 @@ func (e *engine) lowerBound(prev time.Time) time.Time {
 
 // readFull reads every record of a stream (or of one parent) with no cursor filter, then writes one state.
 func (e *engine) readFull(ctx context.Context, r *streamRun, parentID string) error {
+	var err error
 	for _, v := range variantsOf(r.s) {
 		req := e.request(r, parentID, v, nil)
-		if err := e.pages(ctx, r, req, parentID, nil, nil); err != nil {
-			return err
+		if err = e.pages(ctx, r, req, parentID, nil, nil); err != nil {
+			break
 		}
 	}
 	if parentID == "" {
-		r.stateMu.Lock()
-		defer r.stateMu.Unlock()
-		return e.out.State(r.s.Name, encodeState(r.s, time.Time{}, nil))
+		// Written even after a failure or an interruption, so every record written is followed by a state that
+		// counts it (Airbyte checks recordCount against what it received).
+		if serr := e.writeState(r, encodeState(r.s, time.Time{}, nil)); err == nil {
+			err = serr
+		}
 	}
-	return nil
+	return err
+}
+
+// writeState writes a stream's state under the stream's state lock.
+func (e *engine) writeState(r *streamRun, st json.RawMessage) error {
+	r.stateMu.Lock()
+	defer r.stateMu.Unlock()
+	return e.out.State(r.s.Name, st)
 }
 
 // readWindows reads a collection in parallel windows. Incremental reads checkpoint the low-water mark as they go;
@@ -194,10 +204,10 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, prev time.Time, 
 	if serr := emitState(); err == nil {
 		err = serr
 	}
-	if full && err == nil {
-		r.stateMu.Lock()
-		defer r.stateMu.Unlock()
-		return e.out.State(r.s.Name, encodeState(catalog.Stream{}, time.Time{}, nil))
+	if full {
+		if serr := e.writeState(r, encodeState(catalog.Stream{}, time.Time{}, nil)); err == nil {
+			err = serr
+		}
 	}
 	return err
 }
