@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "source-klaviyo")
-	build := exec.Command("go", "build", "-o", binPath, "../cmd/source-klaviyo")
+	build := exec.Command("go", buildArgs("-o", binPath, "../cmd/source-klaviyo")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the connector:", err)
@@ -330,4 +330,14 @@ func allStreamNames() []string {
 		out = append(out, s.Name)
 	}
 	return out
+}
+
+// buildArgs adds -race when SOURCE_KLAVIYO_RACE=1, so the end-to-end suite can run the binary under the race
+// detector.
+func buildArgs(args ...string) []string {
+	out := []string{"build"}
+	if os.Getenv("SOURCE_KLAVIYO_RACE") == "1" {
+		out = append(out, "-race")
+	}
+	return append(out, args...)
 }

@@ -320,6 +320,7 @@ func (e *engine) readPerParent(ctx context.Context, r *streamRun, incremental bo
 			cursors[id] = t
 		}
 	}
+	var lastEmit time.Time
 	emitState := func() error {
 		r.stateMu.Lock()
 		defer r.stateMu.Unlock()
@@ -329,7 +330,22 @@ func (e *engine) readPerParent(ctx context.Context, r *streamRun, incremental bo
 		if !incremental || r.s.Cursor == nil {
 			st = encodeState(catalog.Stream{}, time.Time{}, nil)
 		}
+		lastEmit = time.Now()
 		return e.out.State(r.s.Name, st)
+	}
+	// pageState checkpoints inside a parent, so a kill in the middle of a million-member list loses at most a
+	// page. Each state carries every parent's cursor, so with many parents it is written at most once a second.
+	pageState := func() error {
+		mu.Lock()
+		many := len(cursors) > 100
+		mu.Unlock()
+		r.stateMu.Lock()
+		recent := many && time.Since(lastEmit) < time.Second
+		r.stateMu.Unlock()
+		if recent {
+			return nil
+		}
+		return emitState()
 	}
 	err = runTasks(ctx, len(ids), e.workers(r.s, len(ids)), func(ctx context.Context, i int) error {
 		id := ids[i]
@@ -358,8 +374,12 @@ func (e *engine) readPerParent(ctx context.Context, r *streamRun, incremental bo
 				return nil
 			}
 			mu.Lock()
+			changed := !cursors[id].Equal(c)
 			cursors[id] = c
 			mu.Unlock()
+			if changed && r.s.Cursor.Sort != "" {
+				return pageState()
+			}
 			return nil
 		}
 		for _, w := range ws {
