@@ -25,3 +25,14 @@ test: lint unit
 
 bench-hot:
 	$(GO) test -run '^$$' -bench . -benchmem ./source/... ./acceptance-tests/sandbox/...
+
+# The long soak: many fault seeds and SIGKILLs (CI runs a few of each as part of `make test`).
+soak:
+	SOAK_SEEDS=$${SOAK_SEEDS:-50} SOAK_KILLS=$${SOAK_KILLS:-100} $(GO) test -count=1 -v -timeout 2h -run 'Fault|Kill|Sigterm' ./acceptance-tests
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$'    -fuzztime $${FUZZTIME:-30s} -parallel 1 ./source
+	$(GO) test -run '^$$' -fuzz '^FuzzParseState$$'     -fuzztime $${FUZZTIME:-30s} -parallel 1 ./source/emit
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeDocument$$' -fuzztime $${FUZZTIME:-30s} -parallel 1 ./source/klaviyo
+	$(GO) test -run '^$$' -fuzz '^FuzzSelectAirbyte$$'  -fuzztime $${FUZZTIME:-30s} -parallel 1 ./catalog
+	$(GO) test -run '^$$' -fuzz '^FuzzSelectSinger$$'   -fuzztime $${FUZZTIME:-30s} -parallel 1 ./catalog

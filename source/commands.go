@@ -257,22 +257,24 @@ func cmdSingerDiscover(env Env, a args) int {
 // ---- read ----
 
 // readInputs loads what a sync needs; file names in errors are the ones the user passed.
-func readState(env Env, path string) (map[string]json.RawMessage, error) {
+// readState loads the --state file. A missing file means no state (PyAirbyte and first syncs pass one that does
+// not exist yet), but it is said in a warning, since a mistyped path means a full resync.
+func readState(env Env, path string) (map[string]json.RawMessage, string, error) {
 	if path == "" {
-		return nil, nil
+		return nil, "", nil
 	}
 	raw, err := env.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, fmt.Sprintf("state file %s does not exist: syncing every stream from its start", path), nil
 	}
 	if err != nil {
-		return nil, configErrorf("state file %s cannot be read (%s): check the path given to --state", path, osErrorText(err))
+		return nil, "", configErrorf("state file %s cannot be read (%s): check the path given to --state", path, osErrorText(err))
 	}
 	st, err := emit.ParseState(raw)
 	if err != nil {
-		return nil, configErrorf("state file %s: %v", path, err)
+		return nil, "", configErrorf("state file %s: %s", path, strings.TrimPrefix(err.Error(), "state file: "))
 	}
-	return st, nil
+	return st, "", nil
 }
 
 func readCatalogFile(env Env, path string, sel func([]byte) ([]catalog.Selection, error)) ([]catalog.Selection, error) {
@@ -300,11 +302,14 @@ func cmdRead(ctx context.Context, env Env, a args) int {
 	if err != nil {
 		return failAirbyte(env, secrets, err)
 	}
-	states, err := readState(env, a.state)
+	states, warning, err := readState(env, a.state)
 	if err != nil {
 		return failAirbyte(env, secrets, err)
 	}
 	w := emit.NewAirbyte(env.Stdout, emit.Options{Secrets: secrets, Now: env.Now})
+	if warning != "" {
+		_ = w.Log("WARN", warning)
+	}
 	return sync_(ctx, env, cfg, w, sels, states)
 }
 
@@ -325,9 +330,12 @@ func cmdSingerSync(ctx context.Context, env Env, a args) int {
 	} else if sels, err = readCatalogFile(env, a.catalog, catalog.SelectSinger); err != nil {
 		return failSinger(env, secrets, err)
 	}
-	states, err := readState(env, a.state)
+	states, warning, err := readState(env, a.state)
 	if err != nil {
 		return failSinger(env, secrets, err)
+	}
+	if warning != "" {
+		fmt.Fprintln(env.Stderr, "WARNING", warning)
 	}
 	infos := make([]emit.StreamInfo, 0, len(sels))
 	for _, sel := range sels {

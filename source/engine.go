@@ -35,6 +35,8 @@ type streamRun struct {
 	running sync.Once
 	// stateMu orders state computation and emission, so a later state can never be written before an earlier one.
 	stateMu sync.Mutex
+	// wroteState is set (under stateMu) once the stream has written a state.
+	wroteState bool
 }
 
 // streamResult says how one stream ended.
@@ -73,6 +75,17 @@ func (e *engine) runStream(ctx context.Context, sel catalog.Selection, prev json
 		r := &streamRun{s: sel.Stream, sel: sel, shape: sh}
 		err = e.readStream(ctx, r, prev)
 		r.markRunning(e.out)
+		r.stateMu.Lock()
+		if !r.wroteState {
+			// A stream that failed before its first checkpoint (a daily quota on its first request) still gets a
+			// state, the one it started from, so every configured stream has one and nothing moves.
+			st := prev
+			if len(st) == 0 || string(st) == "null" {
+				st = json.RawMessage(`{}`)
+			}
+			_ = e.stateLocked(r, st)
+		}
+		r.stateMu.Unlock()
 	}
 	if err != nil {
 		var until time.Time
@@ -154,6 +167,12 @@ func (e *engine) readFull(ctx context.Context, r *streamRun, parentID string) er
 func (e *engine) writeState(r *streamRun, st json.RawMessage) error {
 	r.stateMu.Lock()
 	defer r.stateMu.Unlock()
+	return e.stateLocked(r, st)
+}
+
+// stateLocked writes a state; the caller holds r.stateMu.
+func (e *engine) stateLocked(r *streamRun, st json.RawMessage) error {
+	r.wroteState = true
 	return e.out.State(r.s.Name, st)
 }
 
@@ -184,7 +203,7 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, prev time.Time, 
 		if full {
 			return nil
 		}
-		return e.out.State(r.s.Name, encodeState(r.s, tr.cursor(), nil))
+		return e.stateLocked(r, encodeState(r.s, tr.cursor(), nil))
 	}
 	err := runTasks(ctx, len(all), e.workers(r.s, len(all)), func(ctx context.Context, i int) error {
 		w := all[i]
@@ -331,7 +350,7 @@ func (e *engine) readPerParent(ctx context.Context, r *streamRun, incremental bo
 			st = encodeState(catalog.Stream{}, time.Time{}, nil)
 		}
 		lastEmit = time.Now()
-		return e.out.State(r.s.Name, st)
+		return e.stateLocked(r, st)
 	}
 	// pageState checkpoints inside a parent, so a kill in the middle of a million-member list loses at most a
 	// page. Each state carries every parent's cursor, so with many parents it is written at most once a second.

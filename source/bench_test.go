@@ -1,0 +1,268 @@
+package source
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/stretchr/testify/require"
+
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/sandbox"
+	"github.com/source-klaviyo/source-klaviyo/catalog"
+	"github.com/source-klaviyo/source-klaviyo/source/emit"
+	"github.com/source-klaviyo/source-klaviyo/source/klaviyo"
+)
+
+// The hot path of a sync is, per page: decode the JSON:API document, reshape each resource into a flat record
+// (finding its cursor on the way), and encode it as an Airbyte RECORD line. These benchmarks run that path on real
+// pages served by the sandbox (1,000 events with their metrics included; 100 profiles with subscriptions), so
+// their figures match what the binary does in `go run ./acceptance-tests/bench -scenario cpu`. Every benchmark
+// reports records/s and allocations per record next to the usual per-page ns/op.
+//
+//	go test -run '^$' -bench . -benchmem ./source/
+//	go test -run '^$' -bench Pipeline -cpuprofile cpu.out ./source/ && go tool pprof -top source.test cpu.out
+
+// benchPage is one page of a stream as the sandbox serves it, raw and decoded.
+type benchPage struct {
+	stream string
+	raw    []byte
+	doc    klaviyo.Document
+}
+
+var (
+	benchOnce  sync.Once
+	benchPages map[string]*benchPage
+	benchErr   error
+)
+
+// loadBenchPages fetches one full page of events and one of profiles from an in-process sandbox, with the query
+// the engine sends (include=metric for events, additional-fields[profile]=subscriptions for profiles).
+func loadBenchPages(b *testing.B) map[string]*benchPage {
+	b.Helper()
+	benchOnce.Do(func() {
+		srv, err := sandbox.Start(sandbox.Options{Seed: 1, Scale: sandbox.Scale{Events: 5000, Profiles: 500},
+			APIKeys: map[string][]string{"bench-key": nil}})
+		if err != nil {
+			benchErr = fmt.Errorf("starting the sandbox: %w", err)
+			return
+		}
+		defer srv.Close()
+		benchPages = map[string]*benchPage{}
+		for _, p := range []struct {
+			stream string
+			query  url.Values
+		}{
+			{"events", url.Values{"page[size]": {"1000"}, "include": {"metric"}, "fields[metric]": {"name"}}},
+			{"profiles", url.Values{"page[size]": {"100"}, "additional-fields[profile]": {"subscriptions"}}},
+		} {
+			s, _ := catalog.Lookup(p.stream)
+			raw, err := fetch(srv.URL()+s.Path+"?"+p.query.Encode(), "bench-key")
+			if err != nil {
+				benchErr = fmt.Errorf("fetching a page of %s: %w", p.stream, err)
+				return
+			}
+			var doc struct {
+				Data     []klaviyo.Resource `json:"data"`
+				Included []klaviyo.Resource `json:"included"`
+			}
+			if err := json.Unmarshal(raw, &doc); err != nil {
+				benchErr = fmt.Errorf("decoding a page of %s: %w", p.stream, err)
+				return
+			}
+			benchPages[p.stream] = &benchPage{stream: p.stream, raw: raw,
+				doc: klaviyo.Document{Data: doc.Data, Included: doc.Included}}
+		}
+	})
+	require.NoError(b, benchErr)
+	return benchPages
+}
+
+func fetch(u, key string) ([]byte, error) {
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	req.Header.Set("Authorization", "Klaviyo-API-Key "+key)
+	req.Header.Set("revision", klaviyo.Revision)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("reading the body: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d: %.200s", resp.StatusCode, body)
+	}
+	return body, nil
+}
+
+// benchRun is a stream run with every field selected, as a default catalog reads it.
+func benchRun(b *testing.B, stream string) *streamRun {
+	b.Helper()
+	s, ok := catalog.Lookup(stream)
+	require.True(b, ok, stream)
+	sel := catalog.Selection{Stream: s, Incremental: true}
+	sh, err := newShaper(sel)
+	require.NoError(b, err)
+	return &streamRun{s: s, sel: sel, shape: sh}
+}
+
+// BenchmarkShape reshapes one decoded page into flat records, cursors included: the work the engine adds on top
+// of the client's decode.
+func BenchmarkShape(b *testing.B) {
+	for _, stream := range []string{"events", "profiles"} {
+		b.Run(stream, func(b *testing.B) {
+			page := loadBenchPages(b)[stream]
+			r := benchRun(b, stream)
+			names := r.shape.metricNames(page.doc.Included)
+			buf := make([]byte, 0, 64<<10)
+			b.SetBytes(int64(len(page.raw)))
+			b.ReportAllocs()
+			done := perRecord(b, len(page.doc.Data))
+			for i := 0; i < b.N; i++ {
+				for j := range page.doc.Data {
+					rows, _, _, err := r.shape.rows(buf[:0], page.doc.Data[j], "", names)
+					if err != nil {
+						b.Fatal(err)
+					}
+					buf = rows.buf
+				}
+			}
+			done()
+		})
+	}
+}
+
+// BenchmarkCursorOf isolates finding a record's cursor, which decodes the attributes a second time.
+func BenchmarkCursorOf(b *testing.B) {
+	for _, stream := range []string{"events", "profiles"} {
+		b.Run(stream, func(b *testing.B) {
+			page := loadBenchPages(b)[stream]
+			r := benchRun(b, stream)
+			b.ReportAllocs()
+			done := perRecord(b, len(page.doc.Data))
+			for i := 0; i < b.N; i++ {
+				for j := range page.doc.Data {
+					if _, ok := r.shape.cursorOf(page.doc.Data[j]); !ok {
+						b.Fatal("no cursor")
+					}
+				}
+			}
+			done()
+		})
+	}
+}
+
+// BenchmarkDecode decodes one raw page the way the client does (goccy/go-json into JSON:API resources).
+func BenchmarkDecode(b *testing.B) {
+	for _, stream := range []string{"events", "profiles"} {
+		b.Run(stream, func(b *testing.B) {
+			page := loadBenchPages(b)[stream]
+			b.SetBytes(int64(len(page.raw)))
+			b.ReportAllocs()
+			done := perRecord(b, len(page.doc.Data))
+			for i := 0; i < b.N; i++ {
+				var doc struct {
+					Data     []klaviyo.Resource `json:"data"`
+					Included []klaviyo.Resource `json:"included"`
+					Links    struct {
+						Next string `json:"next"`
+					} `json:"links"`
+				}
+				if err := json.Unmarshal(page.raw, &doc); err != nil {
+					b.Fatal(err)
+				}
+			}
+			done()
+		})
+	}
+}
+
+// BenchmarkWritePage shapes a decoded page and writes its records through the Airbyte writer (to io.Discard):
+// shape + encode, with the engine's locking and state bookkeeping.
+func BenchmarkWritePage(b *testing.B) {
+	for _, stream := range []string{"events", "profiles"} {
+		b.Run(stream, func(b *testing.B) {
+			page := loadBenchPages(b)[stream]
+			r := benchRun(b, stream)
+			e := &engine{out: emit.NewAirbyte(io.Discard, emit.Options{})}
+			observe := func(time.Time) {}
+			b.SetBytes(int64(len(page.raw)))
+			b.ReportAllocs()
+			done := perRecord(b, len(page.doc.Data))
+			for i := 0; i < b.N; i++ {
+				if err := e.writePage(r, &page.doc, "", observe); err != nil {
+					b.Fatal(err)
+				}
+			}
+			done()
+		})
+	}
+}
+
+// BenchmarkPipeline is the whole per-page path of the binary minus the network's wait: the client GETs the page
+// from a local server that replays it (HTTP, read, decode, validate), then the engine shapes and writes it. Its
+// CPU per record is the floor of the connector's CPU per record in the end-to-end benchmark.
+func BenchmarkPipeline(b *testing.B) {
+	for _, stream := range []string{"events", "profiles"} {
+		b.Run(stream, func(b *testing.B) {
+			page := loadBenchPages(b)[stream]
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/vnd.api+json")
+				_, _ = w.Write(page.raw)
+			}))
+			defer srv.Close()
+			client, err := klaviyo.New(klaviyo.Config{BaseURL: srv.URL, APIKey: "bench-key", RateScale: 1000})
+			require.NoError(b, err)
+			r := benchRun(b, stream)
+			e := &engine{client: client, out: emit.NewAirbyte(io.Discard, emit.Options{})}
+			req := klaviyo.Request{Endpoint: r.s.Path, Budget: klaviyo.Budget{Burst: 1 << 20, PerMinute: 1 << 30}, Path: r.s.Path}
+			observe := func(time.Time) {}
+			ctx := context.Background()
+			b.SetBytes(int64(len(page.raw)))
+			b.ReportAllocs()
+			done := perRecord(b, len(page.doc.Data))
+			for i := 0; i < b.N; i++ {
+				doc, err := client.Get(ctx, req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := e.writePage(r, doc, "", observe); err != nil {
+					b.Fatal(err)
+				}
+			}
+			done()
+		})
+	}
+}
+
+// perRecord starts counting allocations and returns the function that, after the loop, reports records/s,
+// ns/record and allocs/record for a benchmark whose op is one page of n records.
+func perRecord(b *testing.B, n int) func() {
+	b.Helper()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.Mallocs
+	b.ResetTimer()
+	return func() {
+		b.StopTimer()
+		runtime.ReadMemStats(&ms)
+		records := float64(b.N) * float64(n)
+		if s := b.Elapsed().Seconds(); s > 0 {
+			b.ReportMetric(records/s, "records/s")
+			b.ReportMetric(s*1e9/records, "ns/record")
+		}
+		b.ReportMetric(float64(ms.Mallocs-before)/records, "allocs/record")
+	}
+}
