@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,7 +116,8 @@ func TestCheck(t *testing.T) {
 // key and value, with what the sandbox holds.
 func TestFullRefreshEveryStreamMatchesSandbox(t *testing.T) {
 	srv := startSandbox(t, sandbox.Options{Seed: 11})
-	cfg := configFor(t, srv, nil)
+	// Predictive analytics on, so every property of every schema can be checked for a value.
+	cfg := configFor(t, srv, map[string]any{"profile_predictive_analytics": true})
 	r := runBin(t, "read", "--config", cfg, "--catalog", configuredCatalog(t, cfg, false))
 	require.Equal(t, 0, r.code, "read failed:\n%s", tail(r.stdout))
 	o := parseAirbyte(t, r.stdout)
@@ -123,12 +126,31 @@ func TestFullRefreshEveryStreamMatchesSandbox(t *testing.T) {
 	requireStatuses(t, o, allStreamNames(), "COMPLETE")
 	for _, s := range catalog.Streams() {
 		t.Run(s.Name, func(t *testing.T) {
-			want := expectedRows(t, srv, s)
+			want := expectedRows(t, srv, s, "predictive_analytics")
 			requireSameRows(t, s, want, o.records[s.Name])
 			requireNoDuplicates(t, s, o.records[s.Name])
 		})
 	}
 	requireStateCounts(t, o)
+	requireEveryPropertyFilled(t, o)
+}
+
+// requireEveryPropertyFilled checks that each top-level property of every stream's schema has a non-null value
+// in some record: a schema property nothing fills is either dead or a field the connector drops.
+func requireEveryPropertyFilled(t *testing.T, o output) {
+	t.Helper()
+	for _, s := range catalog.Streams() {
+		for prop := range schemaProps(t, s.Name) {
+			filled := false
+			for _, rec := range o.records[s.Name] {
+				if v, ok := rec[prop]; ok && v != nil {
+					filled = true
+					break
+				}
+			}
+			assert.True(t, filled, "stream %s: no record fills property %s", s.Name, prop)
+		}
+	}
 }
 
 // requireStateCounts checks that each state's recordCount equals the records of its stream since the last one.
@@ -307,4 +329,28 @@ func tail(b []byte) string {
 		s = "..." + s[len(s)-3000:]
 	}
 	return s
+}
+
+// TestEventMetricIDsReadsOnlyThoseMetrics: event_metric_ids narrows events to the chosen metrics, each read in
+// full (incrementally, with its own windows).
+func TestEventMetricIDsReadsOnlyThoseMetrics(t *testing.T) {
+	srv := startSandbox(t, sandbox.Options{Seed: 9})
+	metrics := sandboxResources(t, srv, "/api/metrics", nil)
+	require.GreaterOrEqual(t, len(metrics), 3)
+	chosen := []string{metrics[0].ID, metrics[2].ID}
+	cfg := configFor(t, srv, map[string]any{"event_metric_ids": chosen})
+	r := runBin(t, "read", "--config", cfg, "--catalog", configuredCatalog(t, cfg, true, "events"))
+	require.Equal(t, 0, r.code, "%s", tail(r.stdout))
+	o := parseAirbyte(t, r.stdout)
+	want := 0
+	for _, id := range chosen {
+		n, err := srv.Count("/api/events", url.Values{"filter": {fmt.Sprintf("equals(metric_id,%q),less-than(datetime,%s)", id, time.Now().UTC().Format(time.RFC3339))}})
+		require.NoError(t, err)
+		want += n
+	}
+	require.Positive(t, want)
+	require.Len(t, o.records["events"], want)
+	for _, rec := range o.records["events"] {
+		require.Contains(t, chosen, rec["metric_id"])
+	}
 }

@@ -116,13 +116,14 @@ func parentIDs(t *testing.T, srv *sandbox.Server, name string) []string {
 	return ids
 }
 
-// expectedRows is every row a full refresh of stream must produce, per the sandbox.
-func expectedRows(t *testing.T, srv *sandbox.Server, s catalog.Stream) []map[string]any {
+// expectedRows is every row a full refresh of stream must produce, per the sandbox. profileExtras are the
+// additional fields the config asks of profiles (subscriptions by default; predictive_analytics by option).
+func expectedRows(t *testing.T, srv *sandbox.Server, s catalog.Stream, profileExtras ...string) []map[string]any {
 	t.Helper()
 	props := schemaProps(t, s.Name)
 	var additional []string
 	if s.Name == "profiles" {
-		additional = []string{"subscriptions"}
+		additional = append([]string{"subscriptions"}, profileExtras...)
 	}
 	parents := []string{""}
 	if s.Kind != catalog.Collection {

@@ -147,7 +147,7 @@ func (e *engine) lowerBound(prev time.Time) time.Time {
 // readFull reads every record of a stream (or of one parent) with no cursor filter, then writes one state.
 func (e *engine) readFull(ctx context.Context, r *streamRun, parentID string) error {
 	var err error
-	for _, v := range variantsOf(r.s) {
+	for _, v := range e.variants(r.s) {
 		req := e.request(r, parentID, v, nil)
 		if err = e.pages(ctx, r, req, parentID, nil, nil); err != nil {
 			break
@@ -186,7 +186,7 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, prev time.Time, 
 		lo = time.Time{}
 	}
 	var all []*window
-	for _, v := range variantsOf(r.s) {
+	for _, v := range e.variants(r.s) {
 		ws, err := e.planWindows(ctx, r, v, lo)
 		if err != nil {
 			return err
@@ -252,7 +252,7 @@ func (e *engine) planWindows(ctx context.Context, r *streamRun, variant string, 
 		probe := &window{variant: variant, lo: lo, hi: hi, sorted: true}
 		req := e.request(r, "", variant, probe)
 		req.Query.Set("page[size]", "1")
-		doc, err := e.client.Get(ctx, req)
+		doc, err := e.get(ctx, req)
 		if err != nil {
 			return nil, err
 		}
@@ -383,7 +383,7 @@ func (e *engine) readPerParent(ctx context.Context, r *streamRun, incremental bo
 			return nil
 		}
 		var ws []*window
-		for _, v := range variantsOf(r.s) {
+		for _, v := range e.variants(r.s) {
 			ws = append(ws, &window{variant: v, lo: lo, hi: e.syncStart, sorted: r.s.Cursor.Sort != ""})
 		}
 		tr.add(ws)
@@ -422,7 +422,7 @@ func (e *engine) readPerParent(ctx context.Context, r *streamRun, incremental bo
 // readObject reads the single resource a parent has (a campaign's send job); 404 means it has none.
 func (e *engine) readObject(ctx context.Context, r *streamRun, parentID string) error {
 	req := e.request(r, parentID, "", nil)
-	doc, err := e.client.Get(ctx, req)
+	doc, err := e.get(ctx, req)
 	var ke *klaviyo.Error
 	if errors.As(err, &ke) && ke.Kind == klaviyo.KindNotFound {
 		return nil
@@ -453,6 +453,17 @@ func (e *engine) pages(ctx context.Context, r *streamRun, req klaviyo.Request, p
 		}
 	}
 	return nil
+}
+
+// get reads one page, with the same predictive-analytics fallback as pages.
+func (e *engine) get(ctx context.Context, req klaviyo.Request) (*klaviyo.Document, error) {
+	doc, err := e.client.Get(ctx, req)
+	if err != nil {
+		if fallback, ok := e.withoutPredictive(req, err); ok {
+			return e.client.Get(ctx, fallback)
+		}
+	}
+	return doc, err
 }
 
 // withoutPredictive answers Klaviyo's habit of failing predictive analytics with 503s: the page is asked again
@@ -601,6 +612,25 @@ func windowFilters(c catalog.Cursor, lo, hi time.Time) []string {
 		}
 	}
 	return out
+}
+
+// variants are the filters a stream is read once each with: the table's, and for events the chosen metrics
+// (event_metric_ids), one query per metric since Klaviyo's metric_id filter takes a single value.
+func (e *engine) variants(s catalog.Stream) []string {
+	if s.Name == "events" && len(e.cfg.EventMetricIDs) > 0 {
+		out := make([]string, 0, len(e.cfg.EventMetricIDs))
+		for _, id := range e.cfg.EventMetricIDs {
+			out = append(out, fmt.Sprintf("equals(metric_id,%s)", quoteFilter(id)))
+		}
+		return out
+	}
+	return variantsOf(s)
+}
+
+// quoteFilter writes a string literal for Klaviyo's filter syntax: double quotes, inner quotes and backslashes
+// escaped with a backslash.
+func quoteFilter(v string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
 }
 
 func variantsOf(s catalog.Stream) []string {
