@@ -183,7 +183,8 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, prev time.Time, 
 	tr := newTracker(prev, e.syncStart)
 	lo := e.lowerBound(prev)
 	if full {
-		lo = time.Time{}
+		// A full refresh ignores state but honours start_date, as a first incremental sync does.
+		lo = e.cfg.StartDate
 	}
 	var all []*window
 	for _, v := range e.variants(r.s) {
@@ -286,10 +287,10 @@ func (e *engine) planWindows(ctx context.Context, r *streamRun, variant string, 
 			break
 		}
 	}
-	if len(ws) > 0 && lo.IsZero() {
-		// The first window keeps no lower bound: records older than the probe's answer cannot exist, and leaving it
-		// open guards against a probe that raced a backfill.
-		ws[0].lo = time.Time{}
+	if len(ws) > 0 {
+		// The first window starts at the requested bound, not at the probe's answer: it costs nothing when nothing
+		// is there, and covers a record written below the probe's answer while the sync runs (a backfill).
+		ws[0].lo = lo
 	}
 	return ws, nil
 }
