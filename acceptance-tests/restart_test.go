@@ -98,11 +98,19 @@ func stateCursors(t *testing.T, raw json.RawMessage) map[string]time.Time {
 	var m map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal(raw, &m), "state %s", raw)
 	for k, v := range m {
+		if k == "ids_at_cursor" {
+			continue // the ids already written at the cursor's exact moment, not a cursor
+		}
 		if k == "parents" {
-			var parents map[string]map[string]string
+			var parents map[string]map[string]json.RawMessage
 			require.NoError(t, json.Unmarshal(v, &parents), "state %s", raw)
 			for id, fields := range parents {
-				for f, ts := range fields {
+				for f, fv := range fields {
+					if f == "ids_at_cursor" {
+						continue
+					}
+					var ts string
+					require.NoError(t, json.Unmarshal(fv, &ts), "state %s", raw)
 					tt, err := time.Parse(time.RFC3339, ts)
 					require.NoError(t, err, "state %s", raw)
 					out["parents/"+id+"/"+f] = tt
@@ -337,7 +345,9 @@ func requireSigtermClean(t *testing.T, cfg, cat string, names []string, clean ou
 	}
 	t.Logf("SIGTERM after %d of %d lines interrupted %v", countLines(r.stdout), cleanLines, interrupted)
 	require.NotEmpty(t, interrupted, "the signal landed after the sync was done: the test proves nothing")
-	requireStateCounts(t, o) // every record is followed by a state of its stream that counts it
+	// Every record of a completed stream is followed by a state that counts it; an interrupted stream may end with
+	// records past its last checkpoint, which no state may claim: the resume below reads them again.
+	requireStateCounts(t, o, interrupted...)
 
 	resumed := runBin(t, "read", "--config", cfg, "--catalog", cat, "--state", o.stateFile(t))
 	require.Equal(t, 0, resumed.code, "%s", tail(resumed.stdout))

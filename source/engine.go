@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,8 +36,9 @@ type streamRun struct {
 	running sync.Once
 	// stateMu orders state computation and emission, so a later state can never be written before an earlier one.
 	stateMu sync.Mutex
-	// wroteState is set (under stateMu) once the stream has written a state.
+	// wroteState is set (under stateMu) once the stream has written a state, and lastState is that state.
 	wroteState bool
+	lastState  json.RawMessage
 }
 
 // streamResult says how one stream ended.
@@ -128,7 +130,7 @@ func (e *engine) readStream(ctx context.Context, r *streamRun, prevRaw json.RawM
 		if r.s.Cursor != nil && r.s.Cursor.Upper != "" && r.s.Shape == catalog.Flat {
 			// A full refresh of a time-filterable stream still reads windows in parallel: a first sync of events
 			// is the longest read there is.
-			return e.readWindows(ctx, r, time.Time{}, true)
+			return e.readWindows(ctx, r, cursorState{}, true)
 		}
 		return e.readFull(ctx, r, "")
 	default:
@@ -149,14 +151,14 @@ func (e *engine) readFull(ctx context.Context, r *streamRun, parentID string) er
 	var err error
 	for _, v := range e.variants(r.s) {
 		req := e.request(r, parentID, v, nil)
-		if err = e.pages(ctx, r, req, parentID, nil, nil); err != nil {
+		if err = e.pages(ctx, r, req, parentID, nil, nil, nil); err != nil {
 			break
 		}
 	}
 	if parentID == "" {
 		// Written even after a failure or an interruption, so every record written is followed by a state that
 		// counts it (Airbyte checks recordCount against what it received).
-		if serr := e.writeState(r, encodeState(r.s, time.Time{}, nil)); err == nil {
+		if serr := e.writeState(r, encodeState(r.s, cursorState{}, nil)); err == nil {
 			err = serr
 		}
 	}
@@ -170,18 +172,25 @@ func (e *engine) writeState(r *streamRun, st json.RawMessage) error {
 	return e.stateLocked(r, st)
 }
 
-// stateLocked writes a state; the caller holds r.stateMu.
+// stateLocked writes a state; the caller holds r.stateMu. A state equal to the last one written is skipped:
+// Airbyte rejects a repeated state with records in between, and records written after a checkpoint that did not
+// move lie beyond it, so no state may claim them (a resume reads them again). A stream that completes always ends
+// on a new state when it wrote records since the last one (a later cursor, or more ids at the same one), so
+// only an interrupted stream ends with records after its last state.
 func (e *engine) stateLocked(r *streamRun, st json.RawMessage) error {
-	r.wroteState = true
+	if r.wroteState && bytes.Equal(st, r.lastState) {
+		return nil
+	}
+	r.wroteState, r.lastState = true, st
 	return e.out.State(r.s.Name, st)
 }
 
 // readWindows reads a collection in parallel windows. Incremental reads checkpoint the low-water mark as they go;
 // a full refresh (full) also reads past the sync start, so future-dated records are not left out, and writes one
 // empty state at the end.
-func (e *engine) readWindows(ctx context.Context, r *streamRun, prev time.Time, full bool) error {
+func (e *engine) readWindows(ctx context.Context, r *streamRun, prev cursorState, full bool) error {
 	tr := newTracker(prev, e.syncStart)
-	lo := e.lowerBound(prev)
+	lo := e.lowerBound(prev.At)
 	if full {
 		// A full refresh ignores state but honours start_date, as a first incremental sync does.
 		lo = e.cfg.StartDate
@@ -209,7 +218,7 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, prev time.Time, 
 	err := runTasks(ctx, len(all), e.workers(r.s, len(all)), func(ctx context.Context, i int) error {
 		w := all[i]
 		req := e.request(r, "", w.variant, w)
-		err := e.pages(ctx, r, req, "", func(c time.Time) { tr.observe(w, c) }, func() error {
+		err := e.pages(ctx, r, req, "", prev.skip, func(id string, c time.Time) { tr.observe(w, id, c) }, func() error {
 			if w.sorted {
 				return emitState()
 			}
@@ -225,7 +234,7 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, prev time.Time, 
 		err = serr
 	}
 	if full {
-		if serr := e.writeState(r, encodeState(catalog.Stream{}, time.Time{}, nil)); err == nil {
+		if serr := e.writeState(r, encodeState(catalog.Stream{}, cursorState{}, nil)); err == nil {
 			err = serr
 		}
 	}
@@ -328,13 +337,13 @@ func (e *engine) workers(s catalog.Stream, tasks int) int {
 }
 
 // readPerParent fans a child stream out over its parent's ids, keeping a cursor per parent when it has one.
-func (e *engine) readPerParent(ctx context.Context, r *streamRun, incremental bool, prevParents map[string]time.Time) error {
+func (e *engine) readPerParent(ctx context.Context, r *streamRun, incremental bool, prevParents map[string]cursorState) error {
 	ids, err := e.parents.ids(ctx, e, r.s.Parent)
 	if err != nil {
 		return fmt.Errorf("listing the parents (%s) of stream %s: %w", r.s.Parent, r.s.Name, err)
 	}
 	var mu sync.Mutex
-	cursors := map[string]time.Time{}
+	cursors := map[string]cursorState{}
 	for _, id := range ids {
 		if t, ok := prevParents[id]; ok {
 			cursors[id] = t
@@ -345,10 +354,10 @@ func (e *engine) readPerParent(ctx context.Context, r *streamRun, incremental bo
 		r.stateMu.Lock()
 		defer r.stateMu.Unlock()
 		mu.Lock()
-		st := encodeState(r.s, time.Time{}, cursors)
+		st := encodeState(r.s, cursorState{}, cursors)
 		mu.Unlock()
 		if !incremental || r.s.Cursor == nil {
-			st = encodeState(catalog.Stream{}, time.Time{}, nil)
+			st = encodeState(catalog.Stream{}, cursorState{}, nil)
 		}
 		lastEmit = time.Now()
 		return e.stateLocked(r, st)
@@ -379,7 +388,7 @@ func (e *engine) readPerParent(ctx context.Context, r *streamRun, incremental bo
 		prev := cursors[id]
 		mu.Unlock()
 		tr := newTracker(prev, e.syncStart)
-		lo := e.lowerBound(prev)
+		lo := e.lowerBound(prev.At)
 		if !lo.IsZero() && !lo.Before(e.syncStart) {
 			return nil
 		}
@@ -390,11 +399,12 @@ func (e *engine) readPerParent(ctx context.Context, r *streamRun, incremental bo
 		tr.add(ws)
 		save := func() error {
 			c := tr.cursor()
-			if c.IsZero() {
+			if c.At.IsZero() {
 				return nil
 			}
 			mu.Lock()
-			changed := !cursors[id].Equal(c)
+			old := cursors[id]
+			changed := !old.At.Equal(c.At) || len(old.IDs) != len(c.IDs)
 			cursors[id] = c
 			mu.Unlock()
 			if changed && r.s.Cursor.Sort != "" {
@@ -404,7 +414,7 @@ func (e *engine) readPerParent(ctx context.Context, r *streamRun, incremental bo
 		}
 		for _, w := range ws {
 			req := e.request(r, id, w.variant, w)
-			if err := e.pages(ctx, r, req, id, func(c time.Time) { tr.observe(w, c) }, save); err != nil {
+			if err := e.pages(ctx, r, req, id, prev.skip, func(rid string, c time.Time) { tr.observe(w, rid, c) }, save); err != nil {
 				return err
 			}
 			tr.finish(w)
@@ -431,20 +441,21 @@ func (e *engine) readObject(ctx context.Context, r *streamRun, parentID string) 
 	if err != nil {
 		return err
 	}
-	return e.writePage(r, doc, parentID, nil)
+	return e.writePage(r, doc, parentID, nil, nil)
 }
 
-// pages follows a query's pages, writing each page's rows. observe is told every row's cursor; afterPage runs
-// once a page's rows are all written (where sorted windows checkpoint).
-func (e *engine) pages(ctx context.Context, r *streamRun, req klaviyo.Request, parentID string, observe func(time.Time), afterPage func() error) error {
+// pages follows a query's pages, writing each page's rows. skip drops resources a previous sync already wrote
+// (those at its checkpoint's exact timestamp); observe is told every written resource's id and cursor; afterPage
+// runs once a page's rows are all written (where sorted windows checkpoint).
+func (e *engine) pages(ctx context.Context, r *streamRun, req klaviyo.Request, parentID string, skip func(string, time.Time) bool, observe func(string, time.Time), afterPage func() error) error {
 	for doc, err := range e.client.Pages(ctx, req) {
 		if err != nil {
 			if fallback, ok := e.withoutPredictive(req, err); ok {
-				return e.pages(ctx, r, fallback, parentID, observe, afterPage)
+				return e.pages(ctx, r, fallback, parentID, skip, observe, afterPage)
 			}
 			return err
 		}
-		if err := e.writePage(r, doc, parentID, observe); err != nil {
+		if err := e.writePage(r, doc, parentID, skip, observe); err != nil {
 			return err
 		}
 		if afterPage != nil {
@@ -508,7 +519,7 @@ func (e *engine) withoutPredictive(req klaviyo.Request, err error) (klaviyo.Requ
 }
 
 // writePage shapes and writes every row of one page.
-func (e *engine) writePage(r *streamRun, doc *klaviyo.Document, parentID string, observe func(time.Time)) error {
+func (e *engine) writePage(r *streamRun, doc *klaviyo.Document, parentID string, skip func(string, time.Time) bool, observe func(string, time.Time)) error {
 	if len(doc.Data) == 0 {
 		return nil
 	}
@@ -517,9 +528,14 @@ func (e *engine) writePage(r *streamRun, doc *klaviyo.Document, parentID string,
 	buf := r.shape.getBuf()
 	defer r.shape.putBuf(buf)
 	for i := range doc.Data {
-		rows, c, hasCursor, err := r.shape.rows((*buf)[:0], doc.Data[i], parentID, metricNames)
+		res := doc.Data[i]
+		c, hasCursor := r.shape.cursorOf(res)
+		if hasCursor && skip != nil && skip(res.ID, c) {
+			continue
+		}
+		rows, err := r.shape.rows((*buf)[:0], res, parentID, metricNames)
 		if err != nil {
-			return fmt.Errorf("reshaping a %s record of stream %s: %w", doc.Data[i].Type, r.s.Name, err)
+			return fmt.Errorf("reshaping a %s record of stream %s: %w", res.Type, r.s.Name, err)
 		}
 		*buf = rows.buf
 		for _, row := range rows.rows {
@@ -528,7 +544,7 @@ func (e *engine) writePage(r *streamRun, doc *klaviyo.Document, parentID string,
 			}
 		}
 		if hasCursor && observe != nil {
-			observe(c)
+			observe(res.ID, c)
 		}
 	}
 	return nil

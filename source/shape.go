@@ -190,8 +190,8 @@ type rowSet struct {
 	rows [][]byte
 }
 
-// rows shapes one resource into its rows, appending to dst. It returns the resource's cursor when it has one.
-func (sh *shaper) rows(dst []byte, res klaviyo.Resource, parentID string, metricNames map[string]string) (rowSet, time.Time, bool, error) {
+// rows shapes one resource into its rows, appending to dst.
+func (sh *shaper) rows(dst []byte, res klaviyo.Resource, parentID string, metricNames map[string]string) (rowSet, error) {
 	var ends []int
 	var err error
 	switch sh.s.Shape {
@@ -209,7 +209,7 @@ func (sh *shaper) rows(dst []byte, res klaviyo.Resource, parentID string, metric
 		dst, ends, err = sh.explode(dst, res, parentID)
 	}
 	if err != nil {
-		return rowSet{buf: dst}, time.Time{}, false, err
+		return rowSet{buf: dst}, err
 	}
 	out := rowSet{buf: dst, rows: make([][]byte, len(ends))}
 	start := 0
@@ -217,8 +217,7 @@ func (sh *shaper) rows(dst []byte, res klaviyo.Resource, parentID string, metric
 		out.rows[i] = dst[start:end]
 		start = end
 	}
-	c, ok := sh.cursorOf(res)
-	return out, c, ok, nil
+	return out, nil
 }
 
 // flatRow writes {"id":..., <relationship>_id..., <parent key>, metric_name, <attributes...>} by splicing the raw

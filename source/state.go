@@ -23,8 +23,30 @@ type window struct {
 
 	started bool
 	done    bool
-	// maxSeen is the largest cursor value of the records written from this window so far.
+	// maxSeen is the largest cursor value of the records written from this window so far, and atMax the ids of
+	// the records written with exactly that value.
 	maxSeen time.Time
+	atMax   []string
+}
+
+// cursorState is a checkpoint: every record with a cursor below At has been written, and of the records whose
+// cursor equals At, those in IDs have. Resuming reads from At inclusive and skips IDs, so nothing is lost at a
+// timestamp shared by several records and nothing already written is written again.
+type cursorState struct {
+	At  time.Time
+	IDs []string
+}
+
+func (c cursorState) skip(id string, at time.Time) bool {
+	if len(c.IDs) == 0 || !at.Equal(c.At) {
+		return false
+	}
+	for _, x := range c.IDs {
+		if x == id {
+			return true
+		}
+	}
+	return false
 }
 
 // tracker turns the progress of concurrent windows into states that are always safe to resume from.
@@ -39,11 +61,11 @@ type window struct {
 type tracker struct {
 	mu        sync.Mutex
 	windows   []*window
-	prev      time.Time
+	prev      cursorState
 	syncStart time.Time
 }
 
-func newTracker(prev time.Time, syncStart time.Time) *tracker {
+func newTracker(prev cursorState, syncStart time.Time) *tracker {
 	return &tracker{prev: prev, syncStart: syncStart}
 }
 
@@ -54,13 +76,16 @@ func (t *tracker) add(ws []*window) {
 	t.windows = append(t.windows, ws...)
 }
 
-// observe records that a record with cursor c from window w has been written.
-func (t *tracker) observe(w *window, c time.Time) {
+// observe records that the record id with cursor c from window w has been written.
+func (t *tracker) observe(w *window, id string, c time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	w.started = true
-	if c.After(w.maxSeen) {
-		w.maxSeen = c
+	switch {
+	case c.After(w.maxSeen):
+		w.maxSeen, w.atMax = c, append(w.atMax[:0], id)
+	case c.Equal(w.maxSeen):
+		w.atMax = append(w.atMax, id)
 	}
 }
 
@@ -71,8 +96,8 @@ func (t *tracker) finish(w *window) {
 	w.started, w.done = true, true
 }
 
-// cursor computes the state cursor now. Zero means "no cursor yet".
-func (t *tracker) cursor() time.Time {
+// cursor computes the checkpoint now. A zero At means "no cursor yet".
+func (t *tracker) cursor() cursorState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	safe := time.Time{}
@@ -95,7 +120,7 @@ func (t *tracker) cursor() time.Time {
 			safe = s
 		}
 	}
-	best := t.prev
+	best := t.prev.At
 	for _, w := range t.windows {
 		if w.maxSeen.IsZero() {
 			continue
@@ -107,13 +132,36 @@ func (t *tracker) cursor() time.Time {
 			best = w.maxSeen
 		}
 	}
-	if best.After(t.syncStart) && t.prev.Before(t.syncStart) {
-		best = t.syncStart
+	if best.After(t.syncStart) && t.prev.At.Before(t.syncStart) {
+		// Records past the sync start were read (an endpoint without an upper bound): the cursor stops at the
+		// start, and they are read again next time rather than skipped.
+		return cursorState{At: t.syncStart}
 	}
-	if best.Before(t.prev) {
-		best = t.prev
+	if best.Before(t.prev.At) {
+		best = t.prev.At
 	}
-	return best
+	// The ids written at exactly best: from every counted window that reached it, and from the previous state
+	// when it is the same moment.
+	var ids []string
+	seen := map[string]bool{}
+	add := func(xs []string) {
+		for _, x := range xs {
+			if !seen[x] {
+				seen[x] = true
+				ids = append(ids, x)
+			}
+		}
+	}
+	if best.Equal(t.prev.At) {
+		add(t.prev.IDs)
+	}
+	for _, w := range t.windows {
+		if w.maxSeen.Equal(best) && (unbounded || !w.maxSeen.After(safe)) {
+			add(w.atMax)
+		}
+	}
+	sort.Strings(ids)
+	return cursorState{At: best, IDs: ids}
 }
 
 // variantSafePoint returns the moment below which every record of this variant has been written, and false when
@@ -139,41 +187,60 @@ func variantSafePoint(ws []*window) (time.Time, bool) {
 	return last.hi, true
 }
 
-// streamState is the JSON a stream's state is written as. Collection streams: {"<cursor field>": "<cursor>"}.
-// Per-parent streams: {"parents": {"<parent id>": {"<cursor field>": "<cursor>"}}}. Full refresh: {}.
-func encodeState(s catalog.Stream, cursor time.Time, parents map[string]time.Time) json.RawMessage {
+// idsKey names the ids already written at the cursor's exact timestamp in a state.
+const idsKey = "ids_at_cursor"
+
+// encodeState renders a stream's state. Collection streams: {"<cursor field>": "<cursor>", "ids_at_cursor": [...]}.
+// Per-parent streams: {"parents": {"<parent id>": {"<cursor field>": ..., "ids_at_cursor": [...]}}}. Full
+// refresh: {}. Map keys are sorted by the encoder, so equal states are equal bytes.
+func encodeState(s catalog.Stream, cursor cursorState, parents map[string]cursorState) json.RawMessage {
 	if s.Cursor == nil {
 		return json.RawMessage(`{}`)
 	}
-	if s.Kind == catalog.PerParent {
-		ids := make([]string, 0, len(parents))
-		for id := range parents {
-			ids = append(ids, id)
+	one := func(c cursorState) map[string]any {
+		m := map[string]any{s.Cursor.Field: c.At.UTC().Format(cursorFormat)}
+		if len(c.IDs) > 0 {
+			m[idsKey] = c.IDs
 		}
-		sort.Strings(ids)
-		m := make(map[string]map[string]string, len(parents))
-		for _, id := range ids {
-			m[id] = map[string]string{s.Cursor.Field: parents[id].UTC().Format(cursorFormat)}
+		return m
+	}
+	if s.Kind == catalog.PerParent {
+		m := make(map[string]any, len(parents))
+		for id, c := range parents {
+			if !c.At.IsZero() {
+				m[id] = one(c)
+			}
 		}
 		b, _ := json.Marshal(map[string]any{"parents": m})
 		return b
 	}
-	if cursor.IsZero() {
+	if cursor.At.IsZero() {
 		return json.RawMessage(`{}`)
 	}
-	b, _ := json.Marshal(map[string]string{s.Cursor.Field: cursor.UTC().Format(cursorFormat)})
+	b, _ := json.Marshal(one(cursor))
 	return b
 }
 
 // decodeState reads a stream's previous state. It accepts our own shape and the Singer SDK's
 // {"replication_key_value": ...} bookmark, and names the stream and field when the shape is wrong.
-func decodeState(s catalog.Stream, raw json.RawMessage) (time.Time, map[string]time.Time, error) {
+func decodeState(s catalog.Stream, raw json.RawMessage) (cursorState, map[string]cursorState, error) {
 	if len(raw) == 0 || string(raw) == "null" || s.Cursor == nil {
-		return time.Time{}, nil, nil
+		return cursorState{}, nil, nil
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return time.Time{}, nil, configErrorf("state file: the state of stream %q is not a JSON object; remove it to resync the stream", s.Name)
+		return cursorState{}, nil, configErrorf("state file: the state of stream %q is not a JSON object; remove it to resync the stream", s.Name)
+	}
+	parseIDs := func(obj map[string]json.RawMessage, where string) ([]string, error) {
+		v, ok := obj[idsKey]
+		if !ok {
+			return nil, nil
+		}
+		var ids []string
+		if err := json.Unmarshal(v, &ids); err != nil {
+			return nil, configErrorf("state file: %s%s of stream %q must be a list of ids; remove it to resync the stream", where, idsKey, s.Name)
+		}
+		return ids, nil
 	}
 	parseCursor := func(v json.RawMessage, where string) (time.Time, error) {
 		var str string
@@ -187,14 +254,14 @@ func decodeState(s catalog.Stream, raw json.RawMessage) (time.Time, map[string]t
 		return t, nil
 	}
 	if s.Kind == catalog.PerParent {
-		parents := map[string]time.Time{}
+		parents := map[string]cursorState{}
 		pr, ok := m["parents"]
 		if !ok {
-			return time.Time{}, parents, nil
+			return cursorState{}, parents, nil
 		}
 		var pm map[string]map[string]json.RawMessage
 		if err := json.Unmarshal(pr, &pm); err != nil {
-			return time.Time{}, nil, configErrorf("state file: \"parents\" of stream %q must map parent ids to {%q: date-time}; remove it to resync the stream", s.Name, s.Cursor.Field)
+			return cursorState{}, nil, configErrorf("state file: \"parents\" of stream %q must map parent ids to {%q: date-time}; remove it to resync the stream", s.Name, s.Cursor.Field)
 		}
 		for id, v := range pm {
 			c, ok := v[s.Cursor.Field]
@@ -203,19 +270,27 @@ func decodeState(s catalog.Stream, raw json.RawMessage) (time.Time, map[string]t
 			}
 			t, err := parseCursor(c, fmt.Sprintf("parents.%s.%s", id, s.Cursor.Field))
 			if err != nil {
-				return time.Time{}, nil, err
+				return cursorState{}, nil, err
 			}
-			parents[id] = t
+			ids, err := parseIDs(v, "parents."+id+".")
+			if err != nil {
+				return cursorState{}, nil, err
+			}
+			parents[id] = cursorState{At: t, IDs: ids}
 		}
-		return time.Time{}, parents, nil
+		return cursorState{}, parents, nil
 	}
 	for _, key := range []string{s.Cursor.Field, "replication_key_value"} {
 		if v, ok := m[key]; ok {
 			t, err := parseCursor(v, key)
-			return t, nil, err
+			if err != nil {
+				return cursorState{}, nil, err
+			}
+			ids, err := parseIDs(m, "")
+			return cursorState{At: t, IDs: ids}, nil, err
 		}
 	}
-	return time.Time{}, nil, nil
+	return cursorState{}, nil, nil
 }
 
 // parseTime accepts Klaviyo's timestamp forms ("2022-11-08T00:00:00+00:00", with or without fractions, "Z").

@@ -22,71 +22,71 @@ func ts(s string) time.Time {
 // unfinished window, and never backwards.
 func TestTrackerLowWaterMark(t *testing.T) {
 	start := ts("2026-01-10T00:00:00Z")
-	tr := newTracker(time.Time{}, start)
+	tr := newTracker(cursorState{}, start)
 	w1 := &window{lo: time.Time{}, hi: ts("2026-01-04T00:00:00Z"), sorted: true}
 	w2 := &window{lo: ts("2026-01-04T00:00:00Z"), hi: ts("2026-01-07T00:00:00Z"), sorted: true}
 	w3 := &window{lo: ts("2026-01-07T00:00:00Z"), hi: start, sorted: true}
 	tr.add([]*window{w1, w2, w3})
-	require.True(t, tr.cursor().IsZero(), "nothing written yet")
+	require.True(t, tr.cursor().At.IsZero(), "nothing written yet")
 
 	// The last window finishes first: nothing below w1 is known, so no cursor.
-	tr.observe(w3, ts("2026-01-08T00:00:00Z"))
+	tr.observe(w3, "e3", ts("2026-01-08T00:00:00Z"))
 	tr.finish(w3)
-	require.True(t, tr.cursor().IsZero())
+	require.True(t, tr.cursor().At.IsZero())
 
 	// w1 is sorted and has written up to Jan 2: everything before Jan 2 is safe.
-	tr.observe(w1, ts("2026-01-02T00:00:00Z"))
-	require.Equal(t, ts("2026-01-02T00:00:00Z"), tr.cursor())
+	tr.observe(w1, "e1", ts("2026-01-02T00:00:00Z"))
+	require.Equal(t, cursorState{At: ts("2026-01-02T00:00:00Z"), IDs: []string{"e1"}}, tr.cursor())
 
 	// w1 done, w2 not started: the safe point is w2.lo; the state is the largest record below it.
 	tr.finish(w1)
-	require.Equal(t, ts("2026-01-02T00:00:00Z"), tr.cursor())
+	require.Equal(t, cursorState{At: ts("2026-01-02T00:00:00Z"), IDs: []string{"e1"}}, tr.cursor())
 
-	tr.observe(w2, ts("2026-01-05T12:00:00Z"))
+	tr.observe(w2, "e2", ts("2026-01-05T12:00:00Z"))
 	tr.finish(w2)
 	// All done: the state is the newest record written, not the sync start.
-	require.Equal(t, ts("2026-01-08T00:00:00Z"), tr.cursor())
+	require.Equal(t, cursorState{At: ts("2026-01-08T00:00:00Z"), IDs: []string{"e3"}}, tr.cursor())
 }
 
 // An unsorted window only counts once it is finished.
 func TestTrackerUnsortedWindowCountsWhenDone(t *testing.T) {
 	start := ts("2026-01-10T00:00:00Z")
-	tr := newTracker(ts("2026-01-01T00:00:00Z"), start)
+	tr := newTracker(cursorState{At: ts("2026-01-01T00:00:00Z")}, start)
 	w := &window{lo: ts("2026-01-01T00:00:00Z"), hi: start}
 	tr.add([]*window{w})
-	tr.observe(w, ts("2026-01-05T00:00:00Z"))
-	require.Equal(t, ts("2026-01-01T00:00:00Z"), tr.cursor(), "an unsorted window in progress proves nothing")
+	tr.observe(w, "p1", ts("2026-01-05T00:00:00Z"))
+	require.Equal(t, cursorState{At: ts("2026-01-01T00:00:00Z")}, tr.cursor(), "an unsorted window in progress proves nothing")
 	tr.finish(w)
-	require.Equal(t, ts("2026-01-05T00:00:00Z"), tr.cursor())
+	require.Equal(t, cursorState{At: ts("2026-01-05T00:00:00Z"), IDs: []string{"p1"}}, tr.cursor())
 }
 
 // The cursor never passes the sync start, even when an endpoint without an upper bound returns later records,
 // and never moves backwards from the previous state.
 func TestTrackerBoundedBySyncStartAndPrevious(t *testing.T) {
 	start := ts("2026-01-10T00:00:00Z")
-	tr := newTracker(ts("2026-01-03T00:00:00Z"), start)
+	tr := newTracker(cursorState{At: ts("2026-01-03T00:00:00Z")}, start)
 	w := &window{lo: ts("2026-01-03T00:00:00Z"), sorted: true} // no upper bound (lists, segments)
 	tr.add([]*window{w})
-	tr.observe(w, ts("2027-05-01T00:00:00Z"))
+	tr.observe(w, "l1", ts("2027-05-01T00:00:00Z"))
 	tr.finish(w)
-	require.Equal(t, start, tr.cursor())
+	require.Equal(t, cursorState{At: start}, tr.cursor(), "no ids: the records past the start are read again")
 
-	future := newTracker(ts("2999-01-01T00:00:00Z"), start)
-	require.Equal(t, ts("2999-01-01T00:00:00Z"), future.cursor(), "a state is never moved backwards")
+	future := newTracker(cursorState{At: ts("2999-01-01T00:00:00Z")}, start)
+	require.Equal(t, cursorState{At: ts("2999-01-01T00:00:00Z")}, future.cursor(), "a state is never moved backwards")
 }
 
 // With several variants (campaign channels) the safe point is the minimum over them.
 func TestTrackerVariantsTakeTheMinimum(t *testing.T) {
 	start := ts("2026-01-10T00:00:00Z")
-	tr := newTracker(time.Time{}, start)
+	tr := newTracker(cursorState{}, start)
 	email := &window{variant: "email", lo: ts("2026-01-01T00:00:00Z"), hi: start, sorted: true}
 	sms := &window{variant: "sms", lo: ts("2026-01-01T00:00:00Z"), hi: start, sorted: true}
 	tr.add([]*window{email})
 	tr.add([]*window{sms})
-	tr.observe(email, ts("2026-01-08T00:00:00Z"))
+	tr.observe(email, "c1", ts("2026-01-08T00:00:00Z"))
 	tr.finish(email)
-	tr.observe(sms, ts("2026-01-03T00:00:00Z"))
-	require.Equal(t, ts("2026-01-03T00:00:00Z"), tr.cursor())
+	tr.observe(sms, "c2", ts("2026-01-03T00:00:00Z"))
+	require.Equal(t, cursorState{At: ts("2026-01-03T00:00:00Z"), IDs: []string{"c2"}}, tr.cursor())
 }
 
 func TestWindowFiltersUseTheOperatorsTheEndpointHas(t *testing.T) {
@@ -102,23 +102,26 @@ func TestWindowFiltersUseTheOperatorsTheEndpointHas(t *testing.T) {
 
 func TestStateRoundTrip(t *testing.T) {
 	events, _ := catalog.Lookup("events")
-	raw := encodeState(events, ts("2026-03-04T05:06:07Z"), nil)
-	require.JSONEq(t, `{"datetime":"2026-03-04T05:06:07Z"}`, string(raw))
+	raw := encodeState(events, cursorState{At: ts("2026-03-04T05:06:07Z"), IDs: []string{"a", "b"}}, nil)
+	require.JSONEq(t, `{"datetime":"2026-03-04T05:06:07Z","ids_at_cursor":["a","b"]}`, string(raw))
 	c, _, err := decodeState(events, raw)
 	require.NoError(t, err)
-	require.Equal(t, ts("2026-03-04T05:06:07Z"), c)
+	require.Equal(t, cursorState{At: ts("2026-03-04T05:06:07Z"), IDs: []string{"a", "b"}}, c)
+	require.True(t, c.skip("a", ts("2026-03-04T05:06:07Z")))
+	require.False(t, c.skip("a", ts("2026-03-04T05:06:08Z")), "only records at the exact checkpoint are skipped")
+	require.False(t, c.skip("z", ts("2026-03-04T05:06:07Z")), "a record not yet written at that moment is read")
 
 	// The Singer SDK's bookmark shape is accepted too.
 	c, _, err = decodeState(events, json.RawMessage(`{"replication_key":"datetime","replication_key_value":"2026-01-01T00:00:00+00:00"}`))
 	require.NoError(t, err)
-	require.Equal(t, ts("2026-01-01T00:00:00Z"), c)
+	require.Equal(t, cursorState{At: ts("2026-01-01T00:00:00Z")}, c)
 
 	members, _ := catalog.Lookup("list_memberships")
-	raw = encodeState(members, time.Time{}, map[string]time.Time{"L1": ts("2026-01-02T00:00:00Z")})
+	raw = encodeState(members, cursorState{}, map[string]cursorState{"L1": {At: ts("2026-01-02T00:00:00Z")}})
 	require.JSONEq(t, `{"parents":{"L1":{"joined_group_at":"2026-01-02T00:00:00Z"}}}`, string(raw))
 	_, parents, err := decodeState(members, raw)
 	require.NoError(t, err)
-	require.Equal(t, ts("2026-01-02T00:00:00Z"), parents["L1"])
+	require.Equal(t, cursorState{At: ts("2026-01-02T00:00:00Z")}, parents["L1"])
 
 	_, _, err = decodeState(events, json.RawMessage(`{"datetime": 12}`))
 	require.ErrorContains(t, err, `datetime of stream "events" must be a date-time string`)
@@ -173,4 +176,17 @@ func TestParseConfig(t *testing.T) {
 		require.NotContains(t, err.Error(), "pk_secret")
 		require.Equal(t, "config_error", string(failureType(err)))
 	}
+}
+
+// Records sharing the checkpoint's timestamp: the ids written are kept, so a resume skips exactly those.
+func TestTrackerKeepsIDsAtTheCursor(t *testing.T) {
+	start := ts("2026-01-10T00:00:00Z")
+	tr := newTracker(cursorState{At: ts("2026-01-02T00:00:00Z"), IDs: []string{"a"}}, start)
+	w := &window{lo: ts("2026-01-02T00:00:00Z"), hi: start, sorted: true}
+	tr.add([]*window{w})
+	tr.observe(w, "b", ts("2026-01-02T00:00:00Z"))
+	require.Equal(t, cursorState{At: ts("2026-01-02T00:00:00Z"), IDs: []string{"a", "b"}}, tr.cursor(), "same moment: the ids accumulate")
+	tr.observe(w, "c", ts("2026-01-03T00:00:00Z"))
+	tr.observe(w, "d", ts("2026-01-03T00:00:00Z"))
+	require.Equal(t, cursorState{At: ts("2026-01-03T00:00:00Z"), IDs: []string{"c", "d"}}, tr.cursor(), "a later moment replaces them")
 }
