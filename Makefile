@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: build demo test lint unit interop bench bench-quick bench-hot soak fuzz
+.PHONY: build demo test lint setup unit race interop bench bench-quick bench-hot soak fuzz
 
 build:
 	mkdir -p bin
@@ -17,11 +17,22 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 
+# The interop clients (Meltano, Singer targets, PyAirbyte, PostgreSQL) from pinned requirements; idempotent.
+setup:
+	bash acceptance-tests/interop/setup.sh
+
 # Every Go test, the Docker image build included (scripts/container-test.sh installs buildah and podman itself).
 unit:
 	SOURCE_KLAVIYO_CONTAINER_TEST=1 $(GO) test -count=1 -timeout 45m ./...
 
-test: lint unit
+# The end-to-end suite again with the connector built under the race detector.
+race:
+	SOURCE_KLAVIYO_RACE=1 $(GO) test -count=1 -race -timeout 20m -run 'TestFullRefresh|TestIncremental|TestKill|TestSigterm' ./acceptance-tests ./source/...
+
+interop: setup
+	$(GO) test -count=1 -v ./acceptance-tests/interop/
+
+test: lint setup unit race
 
 bench-hot:
 	$(GO) test -run '^$$' -bench . -benchmem ./source/... ./acceptance-tests/sandbox/...

@@ -1,0 +1,229 @@
+package interop_test
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// singerCatalog is the part of the tap's --discover output these tests use.
+type singerCatalog struct {
+	Streams []struct {
+		TapStreamID    string   `json:"tap_stream_id"`
+		KeyProperties  []string `json:"key_properties"`
+		ReplicationKey string   `json:"replication_key"`
+	} `json:"streams"`
+}
+
+// keys maps each stream to its key properties.
+func (c singerCatalog) keys() map[string][]string {
+	out := map[string][]string{}
+	for _, s := range c.Streams {
+		out[s.TapStreamID] = s.KeyProperties
+	}
+	return out
+}
+
+// discoverSinger runs `source-klaviyo --config c --discover` and writes the catalog next to the config, unchanged,
+// the way a user would pass it straight back with --catalog.
+func discoverSinger(t *testing.T, dir, cfg string) (string, singerCatalog) {
+	t.Helper()
+	r := runCmd(t, dir, nil, nil, built.connector, "--config", cfg, "--discover")
+	require.Equal(t, 0, r.code, "--discover failed: %s", tail(string(r.stderr), 2000))
+	var cat singerCatalog
+	require.NoError(t, json.Unmarshal(r.stdout, &cat), "--discover stdout is not one JSON document")
+	require.NotEmpty(t, cat.Streams)
+	path := filepath.Join(dir, "catalog.json")
+	require.NoError(t, os.WriteFile(path, r.stdout, 0o600))
+	return path, cat
+}
+
+// piped is the outcome of `tap | target`: each side's result, and the RECORD count per stream the tap sent.
+type piped struct {
+	tap, target result
+	sent        map[string]int
+}
+
+// pipe runs the connector as a Singer tap into a target's stdin, as `source-klaviyo ... | target` would, keeping a
+// copy of what crossed the pipe so the test knows how many records the target was given.
+func pipe(t *testing.T, dir string, tapArgs []string, target string, targetArgs ...string) piped {
+	t.Helper()
+	tap := exec.Command(built.connector, tapArgs...)
+	tgt := exec.Command(target, targetArgs...)
+	for _, c := range []*exec.Cmd{tap, tgt} {
+		c.Dir = dir
+		c.Env = clientEnv(dir)
+	}
+	pr, pw := io.Pipe()
+	var sent, tapErr, tgtOut, tgtErr bytes.Buffer
+	tap.Stdout = io.MultiWriter(pw, &sent)
+	tap.Stderr = &tapErr
+	tgt.Stdin = pr
+	tgt.Stdout, tgt.Stderr = &tgtOut, &tgtErr
+	require.NoError(t, tgt.Start(), "starting %s", target)
+	tgtDone := make(chan error, 1)
+	go func() {
+		err := tgt.Wait()
+		// A target that exits early must not leave the tap blocked on a full pipe.
+		_ = pr.CloseWithError(errors.New("target exited"))
+		tgtDone <- err
+	}()
+	require.NoError(t, tap.Start(), "starting the tap")
+	tapRunErr := tap.Wait()
+	_ = pw.Close()
+	tgtRunErr := <-tgtDone
+
+	p := piped{
+		tap:    result{stdout: sent.Bytes(), stderr: tapErr.Bytes(), code: exitCode(t, tapRunErr)},
+		target: result{stdout: tgtOut.Bytes(), stderr: tgtErr.Bytes(), code: exitCode(t, tgtRunErr)},
+		sent:   map[string]int{},
+	}
+	require.NotContains(t, p.tap.combined(), testKey, "the tap printed the API key")
+	require.NotContains(t, p.target.combined(), testKey, "the target printed the API key")
+	for _, m := range jsonLines(t, p.tap.stdout) {
+		if m["type"] == "RECORD" {
+			p.sent[m["stream"].(string)]++
+		}
+	}
+	return p
+}
+
+// exitCode turns a Wait error into an exit code; only a failure to run at all is fatal here.
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil && strings.Contains(err.Error(), "target exited") {
+		return -1 // the tap's stdout copy failed because the target went away; the target's result says why
+	}
+	require.NoError(t, err)
+	return 0
+}
+
+// requirePipeOK fails with both sides' logs when either end of the pipe failed.
+func requirePipeOK(t *testing.T, p piped) {
+	t.Helper()
+	require.Equal(t, 0, p.target.code, "the target failed:\n%s\n--- tap stderr:\n%s", tail(string(p.target.stderr), 4000), tail(string(p.tap.stderr), 2000))
+	require.Equal(t, 0, p.tap.code, "the tap failed:\n%s", tail(string(p.tap.stderr), 4000))
+}
+
+// TestSingerPipeIntoTargetCSV pipes a full sync into MeltanoLabs' target-csv, which validates every record against
+// the SCHEMA message before writing it, and checks one file per stream with one row per record.
+func TestSingerPipeIntoTargetCSV(t *testing.T) {
+	t.Parallel()
+	targetCSV := tool(t, "target-csv", "target-csv")
+	dir := t.TempDir()
+	sb := startSandbox(t)
+	cfg := connectorConfig(t, dir, sb)
+	catPath, _ := discoverSinger(t, dir, cfg)
+	out := filepath.Join(dir, "csv")
+	tcfg := writeJSON(t, filepath.Join(dir, "target-csv.json"), map[string]any{"output_path": out, "validate_records": true})
+
+	p := pipe(t, dir, []string{"--config", cfg, "--catalog", catPath}, targetCSV, "--config", tcfg)
+	requirePipeOK(t, p)
+	require.NotEmpty(t, p.sent, "the tap sent no records")
+
+	rows := map[string]int{}
+	files, err := filepath.Glob(filepath.Join(out, "*.csv"))
+	require.NoError(t, err)
+	for _, f := range files {
+		stream := strings.TrimSuffix(filepath.Base(f), ".csv")
+		rows[stream] = csvRows(t, f)
+	}
+	assert.Equal(t, p.sent, rows, "target-csv must write one file per stream with one row per record sent")
+	for stream, want := range sb.expectedCounts(t) {
+		assert.Equal(t, want, rows[stream], "rows in %s.csv vs the sandbox's count", stream)
+	}
+}
+
+// csvRows counts the data rows of a CSV file (a header line, then one row per record; quoted fields may hold
+// newlines, so lines are not rows).
+func csvRows(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	all, err := csv.NewReader(f).ReadAll()
+	require.NoError(t, err, "%s is not valid CSV", path)
+	require.NotEmpty(t, all, "%s has no header", path)
+	return len(all) - 1
+}
+
+// TestSingerPipeIntoTargetPostgres loads a full sync into a real PostgreSQL server with MeltanoLabs'
+// target-postgres: every stream becomes a table whose row count equals what was sent (and, for the countable
+// streams, the sandbox's own count), and whose key columns are unique.
+func TestSingerPipeIntoTargetPostgres(t *testing.T) {
+	t.Parallel()
+	targetPG := tool(t, "target-postgres", "target-postgres")
+	pg := startPostgres(t)
+	dir := t.TempDir()
+	sb := startSandbox(t)
+	cfg := connectorConfig(t, dir, sb)
+	catPath, cat := discoverSinger(t, dir, cfg)
+	const schema = "tap_klaviyo"
+	tcfg := writeJSON(t, filepath.Join(dir, "target-postgres.json"), map[string]any{
+		"host": "127.0.0.1", "port": pg.port, "user": "postgres", "password": "", "database": "postgres",
+		"default_target_schema": schema, "validate_records": true,
+	})
+
+	p := pipe(t, dir, []string{"--config", cfg, "--catalog", catPath}, targetPG, "--config", tcfg)
+	requirePipeOK(t, p)
+	require.NotEmpty(t, p.sent, "the tap sent no records")
+
+	tables := map[string]int{}
+	for _, line := range pg.query(t, fmt.Sprintf(
+		"select table_name from information_schema.tables where table_schema = '%s' order by 1", schema)) {
+		tables[line] = 0
+	}
+	for table := range tables {
+		var n int
+		_, err := fmt.Sscan(pg.query(t, fmt.Sprintf(`select count(*) from %s.%q`, schema, table))[0], &n)
+		require.NoError(t, err)
+		tables[table] = n
+	}
+	loaded := map[string]int{}
+	for stream := range p.sent {
+		loaded[stream] = tables[stream]
+	}
+	assert.Equal(t, p.sent, loaded, "rows per table vs records sent per stream")
+	for stream, want := range sb.expectedCounts(t) {
+		assert.Equal(t, want, tables[stream], "rows in %s.%s vs the sandbox's count", schema, stream)
+	}
+
+	keys := cat.keys()
+	streams := make([]string, 0, len(p.sent))
+	for s := range p.sent {
+		streams = append(streams, s)
+	}
+	sort.Strings(streams)
+	for _, stream := range streams {
+		key := keys[stream]
+		if !assert.NotEmpty(t, key, "stream %s declares no key_properties", stream) {
+			continue
+		}
+		cols := make([]string, len(key))
+		for i, k := range key {
+			cols[i] = fmt.Sprintf("%q", k)
+		}
+		dups := pg.query(t, fmt.Sprintf(`select count(*) from (select %s from %s.%q group by %s having count(*) > 1) d`,
+			strings.Join(cols, ", "), schema, stream, strings.Join(cols, ", ")))
+		assert.Equal(t, []string{"0"}, dups, "duplicate keys %v in %s.%s", key, schema, stream)
+		nulls := pg.query(t, fmt.Sprintf(`select count(*) from %s.%q where %s`, schema, stream,
+			strings.Join(cols, " is null or ")+" is null"))
+		assert.Equal(t, []string{"0"}, nulls, "null key %v in %s.%s", key, schema, stream)
+	}
+}
