@@ -132,7 +132,7 @@ func BenchmarkShape(b *testing.B) {
 			done := perRecord(b, len(page.doc.Data))
 			for i := 0; i < b.N; i++ {
 				for j := range page.doc.Data {
-					rows, _, _, err := r.shape.rows(buf[:0], page.doc.Data[j], "", names)
+					rows, err := r.shape.rows(buf[:0], page.doc.Data[j], "", names)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -197,12 +197,12 @@ func BenchmarkWritePage(b *testing.B) {
 			page := loadBenchPages(b)[stream]
 			r := benchRun(b, stream)
 			e := &engine{out: emit.NewAirbyte(io.Discard, emit.Options{})}
-			observe := func(time.Time) {}
+			observe := func(string, time.Time) {}
 			b.SetBytes(int64(len(page.raw)))
 			b.ReportAllocs()
 			done := perRecord(b, len(page.doc.Data))
 			for i := 0; i < b.N; i++ {
-				if err := e.writePage(r, &page.doc, "", observe); err != nil {
+				if err := e.writePage(r, &page.doc, "", nil, observe); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -228,7 +228,7 @@ func BenchmarkPipeline(b *testing.B) {
 			r := benchRun(b, stream)
 			e := &engine{client: client, out: emit.NewAirbyte(io.Discard, emit.Options{})}
 			req := klaviyo.Request{Endpoint: r.s.Path, Budget: klaviyo.Budget{Burst: 1 << 20, PerMinute: 1 << 30}, Path: r.s.Path}
-			observe := func(time.Time) {}
+			observe := func(string, time.Time) {}
 			ctx := context.Background()
 			b.SetBytes(int64(len(page.raw)))
 			b.ReportAllocs()
@@ -238,7 +238,7 @@ func BenchmarkPipeline(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := e.writePage(r, doc, "", observe); err != nil {
+				if err := e.writePage(r, doc, "", nil, observe); err != nil {
 					b.Fatal(err)
 				}
 			}
