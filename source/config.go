@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -127,6 +128,8 @@ func validateAgainstSpec(file string, raw []byte) error {
 		problems = append(problems, fmt.Sprintf("%s %s", field, describeSchemaError(e)))
 	}
 	sort.Strings(problems)
+	// A field can fail two keywords with the same meaning (pattern and format): say it once.
+	problems = slices.Compact(problems)
 	return configErrorf("%s does not match the connector's spec: %s; run `spec` to see every option", file, strings.Join(problems, "; "))
 }
 

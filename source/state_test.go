@@ -2,6 +2,7 @@ package source
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,6 +174,7 @@ func TestParseConfig(t *testing.T) {
 	} {
 		_, err := ParseConfig("config.json", []byte(tc.in))
 		require.ErrorContains(t, err, tc.want, "input %s", tc.in)
+		require.Equal(t, 1, strings.Count(err.Error(), tc.want), "each problem is said once: %s", err)
 		require.NotContains(t, err.Error(), "pk_secret")
 		require.Equal(t, "config_error", string(failureType(err)))
 	}
