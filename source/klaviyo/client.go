@@ -287,7 +287,9 @@ func (c *Client) Pages(ctx context.Context, req Request) iter.Seq2[*Document, er
 					Detail: "links.next repeats the page just read"})
 				return
 			}
-			req.URL, req.Query = doc.Next, nil
+			// A clone: strings the decoder returns point into its copy of the whole page, so keeping Next while this
+			// caller waits for a rate token would keep the page (about 1 MB of events) alive.
+			req.URL, req.Query = strings.Clone(doc.Next), nil
 		}
 	}
 }
