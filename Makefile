@@ -47,3 +47,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeDocument$$' -fuzztime $${FUZZTIME:-30s} -parallel 1 ./source/klaviyo
 	$(GO) test -run '^$$' -fuzz '^FuzzSelectAirbyte$$'  -fuzztime $${FUZZTIME:-30s} -parallel 1 ./catalog
 	$(GO) test -run '^$$' -fuzz '^FuzzSelectSinger$$'   -fuzztime $${FUZZTIME:-30s} -parallel 1 ./catalog
+
+# Benchmark the built binary against the sandbox (about 15 min); prints a Markdown table (docs/benchmarks.md).
+bench:
+	$(GO) run ./acceptance-tests/bench
+
+# The same at 1/20 size, about a minute: a smoke test, not figures to quote.
+bench-quick:
+	$(GO) run ./acceptance-tests/bench -quick

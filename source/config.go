@@ -89,7 +89,7 @@ func ParseConfig(file string, raw []byte) (Config, error) {
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	if c.MaxConcurrency == 0 {
-		c.MaxConcurrency = 16
+		c.MaxConcurrency = 32
 	}
 	if c.RateLimitScale == 0 {
 		c.RateLimitScale = 1

@@ -158,7 +158,7 @@ func TestParseConfig(t *testing.T) {
 	c, err := ParseConfig("config.json", []byte(`{"api_key":"pk_x","start_date":"2024-01-02T03:04:05Z","unknown":1}`))
 	require.NoError(t, err)
 	require.Equal(t, DefaultBaseURL, c.BaseURL)
-	require.Equal(t, 16, c.MaxConcurrency)
+	require.Equal(t, 32, c.MaxConcurrency)
 	require.True(t, c.WantSubscriptions())
 	require.Equal(t, ts("2024-01-02T03:04:05Z"), c.StartDate)
 

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,11 @@ type Config struct {
 	RateScale float64
 	// MaxConcurrency caps requests in flight across all endpoints (default 32).
 	MaxConcurrency int
+	// PagesInMemory caps the response bodies being read, decoded or consumed at once (default 4). A request takes
+	// a place only when its headers have arrived, so many requests can wait on the network (filling the rate
+	// budget through latency) while memory holds only a few pages: an events page is about 1 MB raw and more
+	// decoded.
+	PagesInMemory int
 	// UserAgent is sent as User-Agent (default "source-klaviyo").
 	UserAgent string
 	// Log receives retries and slow-downs ("WARN") and recoveries ("INFO"), Airbyte's level names. Messages never
@@ -78,7 +84,9 @@ type Client struct {
 	base *url.URL
 	http *http.Client
 	sem  chan struct{}
-	mask masker
+	// pages holds a place per response body being read, decoded or consumed (Config.PagesInMemory).
+	pages chan struct{}
+	mask  masker
 	// now is the clock for budgets and Retry-After; tests replace it together with Config.Sleep.
 	now func() time.Time
 
@@ -121,6 +129,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.RateScale <= 0 {
 		cfg.RateScale = 1
 	}
+	if cfg.PagesInMemory <= 0 {
+		cfg.PagesInMemory = 4
+	}
 	if cfg.MaxConcurrency <= 0 {
 		cfg.MaxConcurrency = 32
 	}
@@ -142,6 +153,7 @@ func New(cfg Config) (*Client, error) {
 		base:      base,
 		http:      hc,
 		sem:       make(chan struct{}, cfg.MaxConcurrency),
+		pages:     make(chan struct{}, cfg.PagesInMemory),
 		mask:      masker{secret: cfg.APIKey},
 		now:       time.Now,
 		endpoints: make(map[string]*endpoint),
@@ -185,23 +197,39 @@ func sleep(ctx context.Context, d time.Duration) error {
 // Get fetches one page (or single resource): it waits for the endpoint's budget, sends the request, and retries
 // what is worth retrying. Failures are *Error values; a done ctx gives its own error (errors.Is context.Canceled).
 func (c *Client) Get(ctx context.Context, req Request) (*Document, error) {
+	doc, release, err := c.get(ctx, req)
+	release()
+	return doc, err
+}
+
+// get is Get that keeps the page's place in memory until release is called (always non-nil), so Pages can hold
+// it while its consumer writes the page.
+func (c *Client) get(ctx context.Context, req Request) (*Document, func(), error) {
+	doc, release, err := c.getHeld(ctx, req)
+	if release == nil {
+		release = func() {}
+	}
+	return doc, release, err
+}
+
+func (c *Client) getHeld(ctx context.Context, req Request) (*Document, func(), error) {
 	if req.Endpoint == "" {
-		return nil, errors.New("klaviyo: Request.Endpoint is empty: it keys the rate budget")
+		return nil, nil, errors.New("klaviyo: Request.Endpoint is empty: it keys the rate budget")
 	}
 	if req.Budget.Burst <= 0 || req.Budget.PerMinute <= 0 {
-		return nil, fmt.Errorf("klaviyo: request for %s has no rate budget", req.Endpoint)
+		return nil, nil, fmt.Errorf("klaviyo: request for %s has no rate budget", req.Endpoint)
 	}
 	target, err := c.target(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ep := c.endpoint(req)
 	for attempt := 1; ; attempt++ {
 		if err := c.acquire(ctx, ep, req); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		sentAt := c.now()
-		doc, out := c.attempt(ctx, req, target)
+		doc, release, out := c.attempt(ctx, req, target)
 		<-c.sem
 		if out == nil {
 			c.stats.pages.Add(1)
@@ -209,20 +237,20 @@ func (c *Client) Get(ctx context.Context, req Request) (*Document, error) {
 			if up, r := ep.succeeded(c.now()); up {
 				c.logf("INFO", "Klaviyo %s: raising the request rate to %.1f/min after a quiet spell", req.Endpoint, float64(r)*60)
 			}
-			return doc, nil
+			return doc, release, nil
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, c.stopped(req, err)
+			return nil, nil, c.stopped(req, err)
 		}
 		if out.final != nil {
-			return nil, out.final
+			return nil, nil, out.final
 		}
 		wait, err := c.afterFailure(req, ep, out, attempt, sentAt)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := c.cfg.Sleep(ctx, wait); err != nil {
-			return nil, c.stopped(req, err)
+			return nil, nil, c.stopped(req, err)
 		}
 	}
 }
@@ -274,12 +302,15 @@ func (c *Client) afterFailure(req Request, ep *endpoint, out *outcome, attempt i
 func (c *Client) Pages(ctx context.Context, req Request) iter.Seq2[*Document, error] {
 	return func(yield func(*Document, error) bool) {
 		for {
-			doc, err := c.Get(ctx, req)
+			doc, release, err := c.get(ctx, req)
 			if err != nil {
+				release()
 				yield(nil, err)
 				return
 			}
-			if !yield(doc, nil) || doc.Next == "" {
+			more := yield(doc, nil)
+			release()
+			if !more || doc.Next == "" {
 				return
 			}
 			if doc.Next == req.URL {
@@ -452,12 +483,23 @@ func (o *outcome) describe() string {
 const maxErrorBody = 64 << 10
 
 // attempt sends the request once and decodes or classifies the answer. A nil outcome means success.
-func (c *Client) attempt(ctx context.Context, req Request, target string) (*Document, *outcome) {
-	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+func (c *Client) attempt(ctx context.Context, req Request, target string) (*Document, func(), *outcome) {
+	// The timeout covers sending and receiving, but not the wait for a place in memory between headers and body:
+	// a slow destination must not turn into timeouts and retries. So it is a timer that can be paused.
+	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(c.cfg.Timeout, func() { timedOut.Store(true); cancel() })
+	defer timer.Stop()
+	reasonOf := func(err error) reason {
+		if timedOut.Load() {
+			return reasonTimeout
+		}
+		return transportReason(err)
+	}
 	hreq, err := http.NewRequestWithContext(actx, http.MethodGet, target, nil)
 	if err != nil {
-		return nil, &outcome{final: &Error{Kind: KindBadRequest, Endpoint: req.Endpoint, Scopes: req.Scopes,
+		return nil, nil, &outcome{final: &Error{Kind: KindBadRequest, Endpoint: req.Endpoint, Scopes: req.Scopes,
 			Detail: "the request URL is invalid", Err: c.mask.err(err)}}
 	}
 	hreq.Header.Set("Authorization", "Klaviyo-API-Key "+c.cfg.APIKey)
@@ -467,7 +509,7 @@ func (c *Client) attempt(ctx context.Context, req Request, target string) (*Docu
 	c.stats.requests.Add(1)
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		return nil, &outcome{reason: transportReason(err), err: c.mask.err(err)}
+		return nil, nil, &outcome{reason: reasonOf(err), err: c.mask.err(err)}
 	}
 	body := &countingReader{r: resp.Body, n: &c.stats.bytes}
 	defer func() {
@@ -477,6 +519,17 @@ func (c *Client) attempt(ctx context.Context, req Request, target string) (*Docu
 	}()
 
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if !timer.Stop() {
+			return nil, nil, &outcome{reason: reasonTimeout, err: errors.New("the response headers came after the timeout")}
+		}
+		select {
+		case c.pages <- struct{}{}:
+		case <-ctx.Done():
+			return nil, nil, &outcome{reason: reasonNetwork, err: ctx.Err()}
+		}
+		var once sync.Once
+		release := func() { once.Do(func() { <-c.pages }) }
+		timer.Reset(c.cfg.Timeout)
 		buf := c.bufs.Get().(*bytes.Buffer)
 		defer func() {
 			if buf.Cap() <= maxPooled {
@@ -484,14 +537,16 @@ func (c *Client) attempt(ctx context.Context, req Request, target string) (*Docu
 			}
 		}()
 		if err := readBody(body, buf); err != nil {
+			release()
 			// The connection broke or stalled mid-body: the server's answer was fine, the transport was not.
-			return nil, &outcome{reason: transportReason(err), err: c.mask.err(err)}
+			return nil, nil, &outcome{reason: reasonOf(err), err: c.mask.err(err)}
 		}
 		doc, err := decodeBytes(buf.Bytes())
 		if err != nil {
-			return nil, &outcome{reason: reasonBody, err: c.mask.err(err)}
+			release()
+			return nil, nil, &outcome{reason: reasonBody, err: c.mask.err(err)}
 		}
-		return doc, nil
+		return doc, release, nil
 	}
 
 	raw, _ := io.ReadAll(io.LimitReader(body, maxErrorBody))
@@ -502,20 +557,20 @@ func (c *Client) attempt(ctx context.Context, req Request, target string) (*Docu
 	}
 	switch {
 	case status == http.StatusUnauthorized, status == http.StatusBadRequest && authProblem:
-		return nil, final(KindAuth)
+		return nil, nil, final(KindAuth)
 	case status == http.StatusForbidden:
-		return nil, final(KindScope)
+		return nil, nil, final(KindScope)
 	case status == http.StatusNotFound:
-		return nil, final(KindNotFound)
+		return nil, nil, final(KindNotFound)
 	case status == http.StatusTooManyRequests, status >= 500 && status != http.StatusNotImplemented:
 		o := &outcome{status: status, reason: reasonServer, detail: detail}
 		if status == http.StatusTooManyRequests {
 			o.reason = reasonRateLimited
 		}
 		o.retryAfter, o.hasRetryAfter = retryAfter(resp.Header.Get("Retry-After"), c.now())
-		return nil, o
+		return nil, nil, o
 	default:
-		return nil, final(KindBadRequest)
+		return nil, nil, final(KindBadRequest)
 	}
 }
 

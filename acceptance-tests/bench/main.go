@@ -1,0 +1,238 @@
+// Command bench measures source-klaviyo end to end: for each scenario it starts the sandbox binary (the local fake
+// Klaviyo), runs the real connector binary against it as a child process, and prints one Markdown table of records,
+// wall time, records per second, share of the rate-limit ceiling, the connector's own CPU time per million records,
+// its peak RSS and the 429s the sandbox gave.
+//
+// It measures processes rather than functions because the claims it backs (issue 6) are about the binary a user
+// runs: scheduling across endpoints, the budget arithmetic against a server that counts fixed windows, buffered
+// output, and the memory of a whole sync. The in-process hot path has its own `go test -bench` benchmarks in
+// source/bench_test.go.
+//
+//	go run ./acceptance-tests/bench                      # every scenario at the issue's sizes (about 15 minutes)
+//	go run ./acceptance-tests/bench -quick               # everything at 1/20 size, under a minute of syncing
+//	go run ./acceptance-tests/bench -scenario cpu -events 5000000
+//	go run ./acceptance-tests/bench -only rate-events,rate-profiles
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command line.
+type options struct {
+	scenario    string
+	only        string
+	factor      float64
+	rateMinutes float64
+	rateEvents  int
+	rateProfs   int
+	latency     string
+	events      int
+	profiles    int
+	seed        int64
+	concurrency int
+	quick       bool
+	binDir      string
+	keep        bool
+	skip        []string
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var o options
+	flag.StringVar(&o.scenario, "scenario", "all", "which scenarios: rate, cpu or all")
+	flag.StringVar(&o.only, "only", "", "comma-separated scenario names to run (rate-events, rate-profiles, rate-both, rate-both-inflight, rate-catalog, cpu); overrides -scenario")
+	flag.Float64Var(&o.factor, "factor", 0.1, "rate-bound scenarios: the sandbox's --rate-limits factor, and the connector's rate_limit_scale")
+	flag.Float64Var(&o.rateMinutes, "rate-minutes", 2, "rate-bound scenarios: how long each should take at the steady ceiling; sizes are derived from it")
+	flag.IntVar(&o.rateEvents, "rate-events", 0, "rate-bound scenarios: events in the account (0: -rate-minutes of the events budget)")
+	flag.IntVar(&o.rateProfs, "rate-profiles", 0, "rate-bound scenarios: profiles in the account (0: -rate-minutes of the profiles budget)")
+	flag.StringVar(&o.latency, "latency", "300ms", "rate-bound scenarios: latency the sandbox adds to every request")
+	flag.IntVar(&o.events, "events", 2_000_000, "CPU-bound scenario: events in the account")
+	flag.IntVar(&o.profiles, "profiles", 500_000, "CPU-bound scenario: profiles in the account")
+	flag.Int64Var(&o.seed, "seed", 1, "sandbox data seed")
+	flag.IntVar(&o.concurrency, "max-concurrency", 0, "the connector's max_concurrency (0: its default)")
+	flag.BoolVar(&o.quick, "quick", false, "run every scenario at 1/20 of its size (a smoke run; rate ratios of runs under a minute include the burst bucket)")
+	flag.StringVar(&o.binDir, "bin", "", "directory with prebuilt source-klaviyo and klaviyo-sandbox (default: build them into a temporary directory)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, catalogs, sandbox logs) for inspection")
+	skip := flag.String("skip-streams", "reviews", "streams the whole-catalog scenario leaves out, comma-separated (reviews: the sandbox serves invalid UTF-8 in some review authors)")
+	flag.Parse()
+	for _, n := range strings.Split(*skip, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			o.skip = append(o.skip, n)
+		}
+	}
+	if o.factor <= 0 || o.factor > 1000 {
+		return fmt.Errorf("-factor %g: want a factor in (0, 1000]", o.factor)
+	}
+	if o.quick {
+		o.rateMinutes /= 20
+		o.events /= 20
+		o.profiles /= 20
+		o.rateEvents /= 20
+		o.rateProfs /= 20
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	work, err := os.MkdirTemp("", "source-klaviyo-bench")
+	if err != nil {
+		return fmt.Errorf("creating a work directory: %w", err)
+	}
+	if o.keep {
+		fmt.Fprintln(os.Stderr, "bench: work directory", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	bins, err := binaries(ctx, o.binDir, work)
+	if err != nil {
+		return err
+	}
+	scs, err := plan(o)
+	if err != nil {
+		return err
+	}
+	m := describeMachine()
+	fmt.Fprintf(os.Stderr, "bench: %s\n", m.oneLine())
+
+	var results []result
+	for _, sc := range scs {
+		fmt.Fprintf(os.Stderr, "bench: %s: %s\n", sc.name, sc.about)
+		dir := filepath.Join(work, sc.name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("creating %s: %w", dir, err)
+		}
+		r, err := runScenario(ctx, bins, sc, o, dir)
+		if err != nil {
+			return fmt.Errorf("scenario %s: %w", sc.name, err)
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s: %d records in %.1f s (%.0f/s), %.2f CPU s, %.1f MiB peak RSS, load %s -> %s\n",
+			sc.name, r.records, r.wall.Seconds(), r.perSecond(), r.cpu.Seconds(), r.rssMiB(), r.loadBefore, r.loadAfter)
+		results = append(results, r)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	fmt.Print(report(m, o, results))
+	for _, r := range results {
+		if r.failed() {
+			return fmt.Errorf("scenario %s: the connector did not finish cleanly (exit %d, %d error traces)", r.sc.name, r.exit, len(r.errors))
+		}
+	}
+	return ctx.Err()
+}
+
+// plan builds the scenarios the flags ask for.
+func plan(o options) ([]scenario, error) {
+	all := []scenario{rateEvents(o), rateProfiles(o), rateBoth(o, false), rateBoth(o, true), rateCatalog(o), cpuBound(o)}
+	var out []scenario
+	if o.only != "" {
+		want := map[string]bool{}
+		for _, n := range strings.Split(o.only, ",") {
+			want[strings.TrimSpace(n)] = true
+		}
+		for _, sc := range all {
+			if want[sc.name] {
+				out = append(out, sc)
+				delete(want, sc.name)
+			}
+		}
+		if len(want) > 0 {
+			return nil, fmt.Errorf("-only names unknown scenarios %v: use rate-events, rate-profiles, rate-both, rate-both-inflight, rate-catalog, cpu", keys(want))
+		}
+		return out, nil
+	}
+	for _, sc := range all {
+		switch o.scenario {
+		case "all":
+		case "rate", "cpu":
+			if sc.kind != o.scenario {
+				continue
+			}
+		default:
+			return nil, fmt.Errorf("-scenario %q: use rate, cpu or all", o.scenario)
+		}
+		out = append(out, sc)
+	}
+	return out, nil
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// binaries returns the paths of the two programs, building them unless dir already holds them.
+func binaries(ctx context.Context, dir, work string) (bins, error) {
+	if dir != "" {
+		b := bins{connector: filepath.Join(dir, "source-klaviyo"), sandbox: filepath.Join(dir, "klaviyo-sandbox")}
+		for _, p := range []string{b.connector, b.sandbox} {
+			if _, err := os.Stat(p); err != nil {
+				return bins{}, fmt.Errorf("-bin %s: %w", dir, err)
+			}
+		}
+		return b, nil
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return bins{}, err
+	}
+	b := bins{connector: filepath.Join(work, "source-klaviyo"), sandbox: filepath.Join(work, "klaviyo-sandbox")}
+	start := time.Now()
+	for _, t := range []struct{ out, pkg string }{{b.connector, "./cmd/source-klaviyo"}, {b.sandbox, "./cmd/klaviyo-sandbox"}} {
+		// The same flags as `make build`: the benchmark measures the binary users get.
+		if err := goBuild(ctx, root, t.out, t.pkg); err != nil {
+			return bins{}, err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bench: built both binaries in %.1f s\n", time.Since(start).Seconds())
+	return b, nil
+}
+
+// moduleRoot walks up from the working directory to go.mod, so the program runs from anywhere in the tree.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("finding the module root: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory: run the benchmark from the source-klaviyo tree, or pass -bin")
+		}
+		dir = parent
+	}
+}
+
+// goBuild builds pkg into out the way `make build` does (static, trimmed paths).
+func goBuild(ctx context.Context, root, out, pkg string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s: %w", pkg, err)
+	}
+	return nil
+}

@@ -1,0 +1,562 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// benchKey is the API key the sandbox accepts and the connector sends; it is a throwaway, not a secret.
+const benchKey = "pk_bench_key_not_secret"
+
+type bins struct{ connector, sandbox string }
+
+// result is what one scenario measured.
+type result struct {
+	sc       scenario
+	records  int64
+	byStream map[string]int64
+	wall     time.Duration
+	// cpu is the connector's user+sys time, from its rusage.
+	cpu time.Duration
+	// maxRSS is the connector's peak resident set in KiB (Linux reports ru_maxrss in KiB).
+	maxRSS     int64
+	sandboxCPU time.Duration
+	exit       int
+	errors     []string
+	warnings   int
+	warnSample []string
+	stats      sandboxStats
+	// finished is when each stream reported COMPLETE or INCOMPLETE, from the sync's start: the last ones to
+	// finish are what a whole-catalog sync waits for.
+	finished   map[string]time.Duration
+	loadBefore string
+	loadAfter  string
+	// samples are the sandbox's answered requests per endpoint every few seconds of a rate-bound sync.
+	samples []sample
+}
+
+// sample is how many requests the sandbox had answered (429s excluded) per endpoint at one moment of the sync.
+type sample struct {
+	at time.Duration
+	ok map[string]int
+}
+
+// midRun is an endpoint's request rate over the middle half of the sync, as a share of its steady budget: the
+// pace the sync keeps once its windows are planned and before its last windows drain, which is what a sync many
+// times longer than the benchmark would keep for almost all of its time. ok is false without enough samples.
+func (r result) midRun(path string) (float64, bool) {
+	budget, known := endpointBudgets()[path]
+	if !known || r.sc.factor <= 0 || len(r.samples) < 2 {
+		return 0, false
+	}
+	// A stream that ends before the middle half does (events in the whole-catalog run) leaves its endpoint idle
+	// there for want of work, not of pace: no figure rather than a misleading one.
+	if d, ok := r.finished[strings.TrimPrefix(path, "/api/")]; ok && d < 3*r.wall/4 {
+		return 0, false
+	}
+	var first, last *sample
+	for i := range r.samples {
+		s := &r.samples[i]
+		if first == nil && s.at >= r.wall/4 {
+			first = s
+		}
+		if s.at <= 3*r.wall/4 {
+			last = s
+		}
+	}
+	if first == nil || last == nil || last.at-first.at < 5*time.Second {
+		return 0, false
+	}
+	perSecond := float64(last.ok[path]-first.ok[path]) / (last.at - first.at).Seconds()
+	return perSecond / (float64(scaled(budget, r.sc.factor)) / 60), true
+}
+
+// sandboxStats is the part of GET /_sandbox/stats the report uses.
+type sandboxStats struct {
+	Requests  int                       `json:"requests"`
+	ByPath    map[string]map[string]int `json:"by_path"`
+	Throttled int64                     `json:"throttled"`
+}
+
+func (r result) perSecond() float64 {
+	if r.wall <= 0 {
+		return 0
+	}
+	return float64(r.records) / r.wall.Seconds()
+}
+
+func (r result) rssMiB() float64 { return float64(r.maxRSS) / 1024 }
+
+// cpuPerMillion is the connector's CPU seconds per million records.
+func (r result) cpuPerMillion() float64 {
+	if r.records == 0 {
+		return 0
+	}
+	return r.cpu.Seconds() / (float64(r.records) / 1e6)
+}
+
+func (r result) failed() bool { return r.exit != 0 || len(r.errors) > 0 }
+
+// ratio compares the run with the rate limits. For a single-stream scenario it is records/s over the steady ceiling
+// (steady requests a minute × factor × page size). For the whole catalog, where streams share endpoints and pages
+// are partly filled, it is the budget floor over the wall time: the floor is the longest any one endpoint needs to
+// serve the requests it served at its steady limit, so 100% means the sync took no longer than its busiest endpoint
+// allows. ok is false when no rate limit applied.
+func (r result) ratio() (float64, bool) {
+	if r.sc.factor <= 0 || r.wall <= 0 {
+		return 0, false
+	}
+	if r.sc.ceilingStream != "" {
+		return r.perSecond() / ceilingPerSecond(r.sc.ceilingStream, r.sc.factor), true
+	}
+	floor, _ := r.floor()
+	return floor.Seconds() / r.wall.Seconds(), true
+}
+
+// floor is the shortest time the sandbox's steady limits allow for the requests it answered (429s excluded, since
+// they are not counted against the budget), and the endpoint that sets it.
+func (r result) floor() (time.Duration, string) {
+	budgets := endpointBudgets()
+	var best time.Duration
+	var which string
+	for path, byStatus := range r.stats.ByPath {
+		perMinute, ok := budgets[path]
+		if !ok {
+			continue
+		}
+		n := 0
+		for status, c := range byStatus {
+			if status != "429" {
+				n += c
+			}
+		}
+		d := time.Duration(float64(n) / float64(scaled(perMinute, r.sc.factor)) * float64(time.Minute))
+		if d > best {
+			best, which = d, path
+		}
+	}
+	return best, which
+}
+
+// runScenario starts the sandbox, builds the configured catalog, runs the sync and collects the figures.
+func runScenario(ctx context.Context, b bins, sc scenario, o options, dir string) (result, error) {
+	sb, err := startSandbox(ctx, b.sandbox, append([]string{"--api-key", benchKey, "--seed", fmt.Sprint(o.seed)}, sc.sandboxArgs...), dir)
+	if err != nil {
+		return result{}, err
+	}
+	defer sb.stop()
+
+	cfg := map[string]any{"api_key": benchKey, "base_url": sb.url}
+	if sc.factor > 0 {
+		cfg["rate_limit_scale"] = sc.factor
+	} else {
+		cfg["rate_limit_scale"] = 1000
+	}
+	if o.concurrency > 0 {
+		cfg["max_concurrency"] = o.concurrency
+	}
+	cfgPath := filepath.Join(dir, "config.json")
+	if err := writeJSON(cfgPath, cfg); err != nil {
+		return result{}, err
+	}
+	catPath := filepath.Join(dir, "catalog.json")
+	if err := configuredCatalog(ctx, b.connector, cfgPath, catPath, sc.streams, sc.skip); err != nil {
+		return result{}, err
+	}
+	// discover may have used part of a budget; its requests count in the stats, never in the sync's time.
+	r := result{sc: sc, loadBefore: loadAvg()}
+	stopSampling := func() []sample { return nil }
+	if sc.factor > 0 {
+		stopSampling = sb.sample(ctx, 2*time.Second)
+	}
+	err = runSync(ctx, b.connector, cfgPath, catPath, &r)
+	r.samples = stopSampling()
+	if err != nil {
+		return result{}, err
+	}
+	r.loadAfter = loadAvg()
+	if err := sb.statsInto(ctx, &r.stats); err != nil {
+		return result{}, err
+	}
+	r.sandboxCPU = sb.stop()
+	return r, nil
+}
+
+// runSync runs `read` and scans its stdout line by line: records are counted, never kept, so the benchmark's own memory
+// stays flat and the pipe never holds the connector back.
+func runSync(ctx context.Context, bin, cfgPath, catPath string, r *result) error {
+	cmd := exec.CommandContext(ctx, bin, "read", "--config", cfgPath, "--catalog", catPath)
+	var stderr tail
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("connector stdout: %w", err)
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the connector: %w", err)
+	}
+	r.byStream = map[string]int64{}
+	r.finished = map[string]time.Duration{}
+	scanErr := scanOutput(out, r, start)
+	// Whatever stopped the scan, the rest of the output is drained so the connector never blocks on a full pipe.
+	_, _ = io.Copy(io.Discard, out)
+	waitErr := cmd.Wait()
+	r.wall = time.Since(start)
+	if scanErr != nil {
+		return scanErr
+	}
+	var exitErr *exec.ExitError
+	if waitErr != nil && !errors.As(waitErr, &exitErr) {
+		return fmt.Errorf("running the connector: %w", waitErr)
+	}
+	r.exit = cmd.ProcessState.ExitCode()
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		r.maxRSS = ru.Maxrss
+	}
+	if r.exit != 0 && len(r.errors) == 0 {
+		r.errors = append(r.errors, "stderr: "+stderr.String())
+	}
+	return ctx.Err()
+}
+
+var (
+	recordPrefix = []byte(`{"type":"RECORD","record":{"stream":"`)
+	tracePrefix  = []byte(`{"type":"TRACE"`)
+	errorMark    = []byte(`"type":"ERROR"`)
+	logWarn      = []byte(`"level":"WARN"`)
+	statusMark   = []byte(`"type":"STREAM_STATUS"`)
+	doneMarks    = [][]byte{[]byte(`"status":"COMPLETE"`), []byte(`"status":"INCOMPLETE"`)}
+)
+
+// statusLine is the part of a STREAM_STATUS trace that says which stream ended.
+type statusLine struct {
+	Trace struct {
+		StreamStatus struct {
+			StreamDescriptor struct {
+				Name string `json:"name"`
+			} `json:"stream_descriptor"`
+		} `json:"stream_status"`
+	} `json:"trace"`
+}
+
+// scanOutput counts RECORD lines per stream, notes when each stream ends, and keeps error traces and a sample of
+// warnings. Status lines are flushed as they happen, so the time they are read is the time they were written.
+func scanOutput(out io.Reader, r *result, start time.Time) error {
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 1<<20), 256<<20)
+	var last []byte
+	var lastN *int64
+	for sc.Scan() {
+		line := sc.Bytes()
+		if bytes.HasPrefix(line, recordPrefix) {
+			rest := line[len(recordPrefix):]
+			end := bytes.IndexByte(rest, '"')
+			if end < 0 {
+				return fmt.Errorf("a RECORD line without a stream name: %.200s", line)
+			}
+			name := rest[:end]
+			r.records++
+			if lastN != nil && bytes.Equal(name, last) {
+				*lastN++
+				continue
+			}
+			// Records of one stream come in runs (one page at a time); the map is touched once per run.
+			if lastN != nil {
+				r.byStream[string(last)] = *lastN
+			}
+			last = append(last[:0], name...)
+			n := r.byStream[string(last)] + 1
+			lastN = &n
+			continue
+		}
+		switch {
+		case bytes.HasPrefix(line, tracePrefix) && bytes.Contains(line, statusMark):
+			if bytes.Contains(line, doneMarks[0]) || bytes.Contains(line, doneMarks[1]) {
+				var st statusLine
+				if err := json.Unmarshal(line, &st); err == nil {
+					r.finished[st.Trace.StreamStatus.StreamDescriptor.Name] = time.Since(start)
+				}
+			}
+		case bytes.HasPrefix(line, tracePrefix) && bytes.Contains(line, errorMark):
+			r.errors = append(r.errors, clip(string(line), 400))
+		case bytes.Contains(line, logWarn):
+			r.warnings++
+			if len(r.warnSample) < 5 {
+				r.warnSample = append(r.warnSample, clip(string(line), 300))
+			}
+		}
+	}
+	if lastN != nil {
+		r.byStream[string(last)] = *lastN
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading the connector's output: %w", err)
+	}
+	return nil
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// configuredCatalog runs discover and writes a configured catalog of the named streams (all but skip when names is
+// nil):
+// incremental with the default cursor where the stream supports it, full refresh otherwise.
+func configuredCatalog(ctx context.Context, bin, cfgPath, out string, names, skip []string) error {
+	cmd := exec.CommandContext(ctx, bin, "discover", "--config", cfgPath)
+	var stderr tail
+	cmd.Stderr = &stderr
+	raw, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("discover: %w (%s)", err, stderr.String())
+	}
+	var streams []map[string]any
+	for _, line := range bytes.Split(raw, []byte("\n")) {
+		var msg struct {
+			Type    string `json:"type"`
+			Catalog struct {
+				Streams []map[string]any `json:"streams"`
+			} `json:"catalog"`
+		}
+		if json.Unmarshal(line, &msg) == nil && msg.Type == "CATALOG" {
+			streams = msg.Catalog.Streams
+		}
+	}
+	if len(streams) == 0 {
+		return fmt.Errorf("discover printed no CATALOG message")
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	skipped := map[string]bool{}
+	for _, n := range skip {
+		skipped[n] = true
+	}
+	var configured []map[string]any
+	for _, s := range streams {
+		name, _ := s["name"].(string)
+		if names != nil && !want[name] || names == nil && skipped[name] {
+			continue
+		}
+		delete(want, name)
+		entry := map[string]any{"stream": s, "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}
+		if modes, _ := s["supported_sync_modes"].([]any); containsAny(modes, "incremental") {
+			entry["sync_mode"], entry["destination_sync_mode"] = "incremental", "append"
+			if c, ok := s["default_cursor_field"]; ok {
+				entry["cursor_field"] = c
+			}
+		}
+		configured = append(configured, entry)
+	}
+	if len(want) > 0 {
+		return fmt.Errorf("discover has no streams %v", keys(want))
+	}
+	return writeJSON(out, map[string]any{"streams": configured})
+}
+
+func containsAny(xs []any, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", filepath.Base(path), err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// sandboxProc is a running sandbox binary.
+type sandboxProc struct {
+	cmd  *exec.Cmd
+	url  string
+	once sync.Once
+	cpu  time.Duration
+	done chan struct{}
+}
+
+// startSandbox starts the sandbox and waits for the base URL it prints first. Its log goes to dir/sandbox.log.
+func startSandbox(ctx context.Context, bin string, args []string, dir string) (*sandboxProc, error) {
+	logf, err := os.Create(filepath.Join(dir, "sandbox.log"))
+	if err != nil {
+		return nil, fmt.Errorf("creating the sandbox log: %w", err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = logf
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("sandbox stdout: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("starting the sandbox: %w", err)
+	}
+	p := &sandboxProc{cmd: cmd, done: make(chan struct{})}
+	first := make(chan string, 1)
+	go func() {
+		defer close(p.done)
+		defer logf.Close()
+		br := bufio.NewReader(out)
+		line, _ := br.ReadString('\n')
+		first <- strings.TrimSpace(line)
+		_, _ = io.Copy(logf, br)
+	}()
+	select {
+	case u := <-first:
+		if !strings.HasPrefix(u, "http") {
+			p.stop()
+			return nil, fmt.Errorf("the sandbox printed %q instead of its URL (see %s)", u, filepath.Join(dir, "sandbox.log"))
+		}
+		p.url = u
+	case <-time.After(2 * time.Minute):
+		p.stop()
+		return nil, errors.New("the sandbox printed no URL within 2 minutes")
+	case <-ctx.Done():
+		p.stop()
+		return nil, ctx.Err()
+	}
+	return p, nil
+}
+
+// stop ends the sandbox (SIGTERM, then SIGKILL after 10 s) and returns the CPU time it used.
+func (p *sandboxProc) stop() time.Duration {
+	p.once.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		exited := make(chan struct{})
+		go func() { _ = p.cmd.Wait(); close(exited) }()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-exited
+		}
+		<-p.done
+		if ps := p.cmd.ProcessState; ps != nil {
+			p.cpu = ps.UserTime() + ps.SystemTime()
+		}
+	})
+	return p.cpu
+}
+
+// sample polls the sandbox's stats every interval until the returned function is called, which returns the
+// samples. A failed poll is skipped: the samples are a refinement, the totals come from the final stats.
+func (p *sandboxProc) sample(ctx context.Context, every time.Duration) func() []sample {
+	ctx, cancel := context.WithCancel(ctx)
+	start := time.Now()
+	done := make(chan []sample, 1)
+	go func() {
+		var out []sample
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				done <- out
+				return
+			case <-t.C:
+			}
+			var st sandboxStats
+			if err := p.statsInto(ctx, &st); err != nil {
+				continue
+			}
+			s := sample{at: time.Since(start), ok: map[string]int{}}
+			for path, byStatus := range st.ByPath {
+				for status, n := range byStatus {
+					if status != "429" {
+						s.ok[path] += n
+					}
+				}
+			}
+			out = append(out, s)
+		}
+	}()
+	return func() []sample {
+		cancel()
+		return <-done
+	}
+}
+
+// statsInto reads GET /_sandbox/stats.
+func (p *sandboxProc) statsInto(ctx context.Context, st *sandboxStats) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/_sandbox/stats", nil)
+	if err != nil {
+		return fmt.Errorf("sandbox stats: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("sandbox stats: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("sandbox stats: status %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(st); err != nil {
+		return fmt.Errorf("sandbox stats: %w", err)
+	}
+	return nil
+}
+
+// loadAvg is the 1-minute load average: the machine is shared, so every figure carries it.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}
+
+// tail keeps the last 4 KiB written to it, for error messages.
+type tail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 4096 {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-4096:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.buf))
+}

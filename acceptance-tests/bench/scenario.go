@@ -1,0 +1,168 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/source-klaviyo/source-klaviyo/catalog"
+)
+
+// scenario is one benchmark run: an account the sandbox serves, the streams the connector reads, and what its
+// speed is compared with.
+type scenario struct {
+	name  string
+	kind  string // "rate" or "cpu", for -scenario
+	about string
+	// sandboxArgs are the sandbox's flags besides --api-key and --seed.
+	sandboxArgs []string
+	// streams is the configured catalog; nil selects every stream but those in skip.
+	streams []string
+	skip    []string
+	// factor is the sandbox's rate-limit factor and the connector's rate_limit_scale; 0 means no limits (the
+	// connector then runs at rate_limit_scale 1000 so its own budgets never bind either).
+	factor float64
+	// ceilingStream names the stream whose records/s is compared with its endpoint's steady ceiling; empty means
+	// the scenario is compared with the budget floor of the requests it made (see result.ratio).
+	ceilingStream string
+}
+
+// pageAndBudget returns a stream's page size and steady requests per minute from the stream table, so the
+// ceiling follows the connector's own declaration of each endpoint's tier.
+func pageAndBudget(name string) (page, perMinute int) {
+	s, ok := catalog.Lookup(name)
+	if !ok {
+		// The stream table is part of this module; a missing name is a bug in this program, not bad input.
+		return 1, 1
+	}
+	return max(s.PageSize, 1), s.Rate.PerMinute
+}
+
+// scaled is a budget multiplied by the factor the way the sandbox does it: rounded to whole requests, at least one.
+func scaled(n int, f float64) int {
+	v := int(float64(n)*f + 0.5)
+	if v < 1 {
+		v = 1
+	}
+	return v
+}
+
+// ceilingPerSecond is the best records/s a stream's endpoint allows at factor f: full pages at the steady limit.
+func ceilingPerSecond(stream string, f float64) float64 {
+	page, perMinute := pageAndBudget(stream)
+	return float64(scaled(perMinute, f)*page) / 60
+}
+
+// sizedFor is how many records fill minutes of a stream's steady budget at factor f.
+func sizedFor(stream string, f, minutes float64) int {
+	return int(math.Round(ceilingPerSecond(stream, f) * 60 * minutes))
+}
+
+func fmtFactor(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+func rateEvents(o options) scenario {
+	n := o.rateEvents
+	if n <= 0 {
+		n = sizedFor("events", o.factor, o.rateMinutes)
+	}
+	return scenario{
+		name: "rate-events", kind: "rate", factor: o.factor, ceilingStream: "events", streams: []string{"events"},
+		about:       fmt.Sprintf("events alone, %d events, tiers x %s, %s latency", n, fmtFactor(o.factor), o.latency),
+		sandboxArgs: []string{"--events", strconv.Itoa(n), "--rate-limits", fmtFactor(o.factor), "--latency", o.latency},
+	}
+}
+
+func rateProfiles(o options) scenario {
+	n := o.rateProfs
+	if n <= 0 {
+		n = sizedFor("profiles", o.factor, o.rateMinutes)
+	}
+	return scenario{
+		name: "rate-profiles", kind: "rate", factor: o.factor, ceilingStream: "profiles", streams: []string{"profiles"},
+		about:       fmt.Sprintf("profiles alone (with subscriptions), %d profiles, tiers x %s, %s latency", n, fmtFactor(o.factor), o.latency),
+		sandboxArgs: []string{"--profiles", strconv.Itoa(n), "--rate-limits", fmtFactor(o.factor), "--latency", o.latency},
+	}
+}
+
+// rateCatalog syncs every stream. Its sizes keep each endpoint's share of the run near the target time: events get
+// half the events budget's minutes; profiles are fewer because every profile also brings about five list
+// memberships and two segment memberships, read per list at the L tier; the parents of the S- and M-tier fan-outs
+// (flows, campaigns, tags, forms) are few, since each costs a request or more at 6-15 requests a minute when scaled.
+//
+// The fan-outs cost the same number of requests whatever the size, so -quick cannot shrink them; it runs this
+// scenario at ten times the factor instead (sizes derived from that factor too), to finish in seconds.
+func rateCatalog(o options) scenario {
+	if o.quick {
+		o.factor = math.Min(1000, 10*o.factor)
+	}
+	events := o.rateEvents / 2
+	if events <= 0 {
+		events = sizedFor("events", o.factor, o.rateMinutes/2)
+	}
+	profiles := o.rateProfs / 6
+	if profiles <= 0 {
+		profiles = sizedFor("profiles", o.factor, o.rateMinutes/6)
+	}
+	about := fmt.Sprintf("every stream, %d events, %d profiles, few flows/campaigns/tags/forms, tiers x %s, %s latency",
+		events, profiles, fmtFactor(o.factor), o.latency)
+	if len(o.skip) > 0 {
+		about += fmt.Sprintf(", without %v", o.skip)
+	}
+	return scenario{
+		name: "rate-catalog", kind: "rate", factor: o.factor, skip: o.skip, about: about,
+		sandboxArgs: []string{"--events", strconv.Itoa(events), "--profiles", strconv.Itoa(profiles),
+			"--flows", "2", "--campaigns", "8", "--tags", "3", "--forms", "3",
+			"--rate-limits", fmtFactor(o.factor), "--latency", o.latency},
+	}
+}
+
+// rateBoth reads events and profiles together, as a first sync does, each on its own endpoint's budget. With
+// inflight set, the latency is divided by the factor: at a tenth of the rate, ten times the latency keeps as many
+// requests in flight as Klaviyo's real tiers do at the given latency (Little's law: in flight = rate × latency), so
+// the run shows whether windows and max_concurrency can fill the real budget, not only a scaled-down one.
+func rateBoth(o options, inflight bool) scenario {
+	events, profiles := o.rateEvents, o.rateProfs
+	if events <= 0 {
+		events = sizedFor("events", o.factor, o.rateMinutes)
+	}
+	if profiles <= 0 {
+		profiles = sizedFor("profiles", o.factor, o.rateMinutes)
+	}
+	name, latency := "rate-both", o.latency
+	if inflight {
+		d, err := time.ParseDuration(o.latency)
+		if err == nil {
+			latency = time.Duration(float64(d) / o.factor).String()
+		}
+		name = "rate-both-inflight"
+	}
+	return scenario{
+		name: name, kind: "rate", factor: o.factor, streams: []string{"events", "profiles"},
+		about: fmt.Sprintf("events and profiles together, %d events, %d profiles, tiers x %s, %s latency",
+			events, profiles, fmtFactor(o.factor), latency),
+		sandboxArgs: []string{"--events", strconv.Itoa(events), "--profiles", strconv.Itoa(profiles),
+			"--rate-limits", fmtFactor(o.factor), "--latency", latency},
+	}
+}
+
+func cpuBound(o options) scenario {
+	return scenario{
+		name: "cpu", kind: "cpu", streams: []string{"events", "profiles"},
+		about: fmt.Sprintf("events and profiles, %d events, %d profiles, no rate limits, no latency, rate_limit_scale 1000",
+			o.events, o.profiles),
+		sandboxArgs: []string{"--events", strconv.Itoa(o.events), "--profiles", strconv.Itoa(o.profiles), "--rate-limits", "off"},
+	}
+}
+
+// endpointBudgets maps each endpoint template the catalog reads to its steady requests per minute. Streams that
+// share an endpoint (profiles, global_exclusions, list_exclusions) share its budget, as at Klaviyo.
+func endpointBudgets() map[string]int {
+	out := map[string]int{}
+	for _, s := range catalog.Streams() {
+		if _, ok := out[s.Path]; !ok {
+			out[s.Path] = s.Rate.PerMinute
+		}
+	}
+	return out
+}
