@@ -219,7 +219,6 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, prev cursorState
 		w := all[i]
 		req := e.request(r, "", w.variant, w)
 		err := e.pages(ctx, r, req, "", prev.skip, func(id string, c time.Time) { tr.observe(w, id, c) }, func() error {
-			tr.detach()
 			if w.sorted {
 				return emitState()
 			}
@@ -399,7 +398,6 @@ func (e *engine) readPerParent(ctx context.Context, r *streamRun, incremental bo
 		}
 		tr.add(ws)
 		save := func() error {
-			tr.detach()
 			c := tr.cursor()
 			if c.At.IsZero() {
 				return nil

@@ -3,7 +3,6 @@ package source
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/source-klaviyo/source-klaviyo/catalog"
@@ -77,10 +76,8 @@ func (p *parentCache) list(ctx context.Context, e *engine, name string) ([]strin
 				mu.Lock()
 				for _, d := range doc.Data {
 					if !seen[d.ID] {
-						// Cloned so the parent list does not keep every parent page alive (see tracker.observe).
-						id := strings.Clone(d.ID)
-						seen[id] = true
-						ids = append(ids, id)
+						seen[d.ID] = true
+						ids = append(ids, d.ID)
 					}
 				}
 				mu.Unlock()

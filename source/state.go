@@ -3,7 +3,6 @@ package source
 import (
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -87,19 +86,6 @@ func (t *tracker) observe(w *window, id string, c time.Time) {
 		w.maxSeen, w.atMax = c, append(w.atMax[:0], id)
 	case c.Equal(w.maxSeen):
 		w.atMax = append(w.atMax, id)
-	}
-}
-
-// detach copies the ids the windows keep once their page is written. A string the JSON decoder returns points
-// into its copy of the whole page, so a kept id would keep every window's last page (1 MB of events) alive;
-// copying the few kept ids once per page, not every id as it is observed, saves an allocation per record.
-func (t *tracker) detach() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, w := range t.windows {
-		for i, id := range w.atMax {
-			w.atMax[i] = strings.Clone(id)
-		}
 	}
 }
 

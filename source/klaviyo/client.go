@@ -318,9 +318,7 @@ func (c *Client) Pages(ctx context.Context, req Request) iter.Seq2[*Document, er
 					Detail: "links.next repeats the page just read"})
 				return
 			}
-			// A clone: strings the decoder returns point into its copy of the whole page, so keeping Next while this
-			// caller waits for a rate token would keep the page (about 1 MB of events) alive.
-			req.URL, req.Query = strings.Clone(doc.Next), nil
+			req.URL, req.Query = doc.Next, nil
 		}
 	}
 }
