@@ -25,14 +25,15 @@ setup:
 unit:
 	SOURCE_KLAVIYO_CONTAINER_TEST=1 $(GO) test -count=1 -timeout 45m ./...
 
-# The end-to-end suite again with the connector built under the race detector.
+# The unit tests and the core end-to-end tests under the race detector (the binary built with -race too).
 race:
-	SOURCE_KLAVIYO_RACE=1 $(GO) test -count=1 -race -timeout 20m -run 'TestFullRefresh|TestIncremental|TestKill|TestSigterm' ./acceptance-tests ./source/...
+	$(GO) test -count=1 -race ./source/...
+	SOURCE_KLAVIYO_RACE=1 $(GO) test -count=1 -race -timeout 20m -run 'TestFullRefresh|TestIncremental|TestKill|TestSigterm' ./acceptance-tests
 
 interop: setup
 	$(GO) test -count=1 -v ./acceptance-tests/interop/
 
-test: lint setup unit race
+test: lint setup race unit
 
 bench-hot:
 	$(GO) test -run '^$$' -bench . -benchmem ./source/... ./acceptance-tests/sandbox/...
