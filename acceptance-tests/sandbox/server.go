@@ -171,19 +171,10 @@ func (s *Server) Count(path string, q url.Values) (int, error) {
 
 // walkPositions resolves path?q to its listing (list) or confirms its single resource exists (one).
 func (s *Server) walkPositions(path string, q url.Values, list func(source, *query), one func()) error {
-	ep, ids, ok := s.spec.match(path)
-	if !ok {
-		return fmt.Errorf("sandbox: %s is not a Klaviyo GET endpoint", path)
+	h, c, qq, err := s.resolve(path, q)
+	if err != nil {
+		return err
 	}
-	h, ok := s.routes[ep.Path]
-	if !ok {
-		return fmt.Errorf("sandbox: %s is not served by the sandbox", ep.Path)
-	}
-	qq, aerr := parseQuery(ep, ids, path, withoutPaging(q))
-	if aerr != nil {
-		return fmt.Errorf("sandbox: %w", aerr)
-	}
-	c := newRctx(s.world.Load(), qq, ids)
 	if h.one != nil {
 		if _, aerr := h.one(c); aerr != nil {
 			return fmt.Errorf("sandbox: %w", aerr)
@@ -199,6 +190,23 @@ func (s *Server) walkPositions(path string, q url.Values, list func(source, *que
 	return nil
 }
 
+// resolve finds the handler of a concrete API path and parses its query (paging aside), as a request would.
+func (s *Server) resolve(path string, q url.Values) (handler, *rctx, *query, error) {
+	ep, ids, ok := s.spec.match(path)
+	if !ok {
+		return handler{}, nil, nil, fmt.Errorf("sandbox: %s is not a Klaviyo GET endpoint", path)
+	}
+	h, ok := s.routes[ep.Path]
+	if !ok {
+		return handler{}, nil, nil, fmt.Errorf("sandbox: %s is not served by the sandbox", ep.Path)
+	}
+	qq, aerr := parseQuery(ep, ids, path, withoutPaging(q))
+	if aerr != nil {
+		return handler{}, nil, nil, fmt.Errorf("sandbox: %w", aerr)
+	}
+	return h, newRctx(s.world.Load(), qq, ids), qq, nil
+}
+
 func withoutPaging(q url.Values) url.Values {
 	qv := url.Values{}
 	for k, v := range q {
@@ -212,19 +220,10 @@ func withoutPaging(q url.Values) url.Values {
 // walk calls fn for every record a full read of path?q returns, in order; idsOnly is set for
 // relationship endpoints, whose data are bare identifiers.
 func (s *Server) walk(path string, q url.Values, fn func(r *record, q *query, idsOnly bool) error) error {
-	ep, ids, ok := s.spec.match(path)
-	if !ok {
-		return fmt.Errorf("sandbox: %s is not a Klaviyo GET endpoint", path)
+	h, c, qq, err := s.resolve(path, q)
+	if err != nil {
+		return err
 	}
-	h, ok := s.routes[ep.Path]
-	if !ok {
-		return fmt.Errorf("sandbox: %s is not served by the sandbox", ep.Path)
-	}
-	qq, aerr := parseQuery(ep, ids, path, withoutPaging(q))
-	if aerr != nil {
-		return fmt.Errorf("sandbox: %w", aerr)
-	}
-	c := newRctx(s.world.Load(), qq, ids)
 	if h.one != nil {
 		r, aerr := h.one(c)
 		if aerr != nil {
@@ -236,7 +235,6 @@ func (s *Server) walk(path string, q url.Values, fn func(r *record, q *query, id
 	if aerr != nil {
 		return fmt.Errorf("sandbox: %w", aerr)
 	}
-	var err error
 	src.each(qq.desc, nil, func(p position) bool {
 		if r := src.render(p); r != nil {
 			err = fn(r, qq, h.ids)
