@@ -527,21 +527,24 @@ func (e *engine) writePage(r *streamRun, doc *klaviyo.Document, parentID string,
 	metricNames := r.shape.metricNames(doc.Included)
 	buf := r.shape.getBuf()
 	defer r.shape.putBuf(buf)
+	var ends []int
 	for i := range doc.Data {
 		res := doc.Data[i]
 		c, hasCursor := r.shape.cursorOf(res)
 		if hasCursor && skip != nil && skip(res.ID, c) {
 			continue
 		}
-		rows, err := r.shape.rows((*buf)[:0], res, parentID, metricNames)
+		var err error
+		*buf, ends, err = r.shape.rows((*buf)[:0], ends[:0], res, parentID, metricNames)
 		if err != nil {
 			return fmt.Errorf("reshaping a %s record of stream %s: %w", res.Type, r.s.Name, err)
 		}
-		*buf = rows.buf
-		for _, row := range rows.rows {
-			if err := e.out.Record(r.s.Name, row); err != nil {
+		start := 0
+		for _, end := range ends {
+			if err := e.out.Record(r.s.Name, (*buf)[start:end]); err != nil {
 				return fmt.Errorf("writing a record of stream %s: %w", r.s.Name, err)
 			}
+			start = end
 		}
 		if hasCursor && observe != nil {
 			observe(res.ID, c)

@@ -184,15 +184,9 @@ func (sh *shaper) metricNames(included []klaviyo.Resource) map[string]string {
 	return m
 }
 
-// rowSet is the output of one resource: rows are slices of buf.
-type rowSet struct {
-	buf  []byte
-	rows [][]byte
-}
-
-// rows shapes one resource into its rows, appending to dst.
-func (sh *shaper) rows(dst []byte, res klaviyo.Resource, parentID string, metricNames map[string]string) (rowSet, error) {
-	var ends []int
+// rows shapes one resource into its rows, appending them to dst and the offset where each row ends to ends. Both
+// slices are the caller's, reused for every resource of a page, so shaping allocates nothing per record.
+func (sh *shaper) rows(dst []byte, ends []int, res klaviyo.Resource, parentID string, metricNames map[string]string) ([]byte, []int, error) {
 	var err error
 	switch sh.s.Shape {
 	case catalog.Flat:
@@ -206,18 +200,9 @@ func (sh *shaper) rows(dst []byte, res klaviyo.Resource, parentID string, metric
 		dst, err = sh.membershipRow(dst, res, parentID)
 		ends = append(ends, len(dst))
 	default:
-		dst, ends, err = sh.explode(dst, res, parentID)
+		dst, ends, err = sh.explode(dst, ends, res, parentID)
 	}
-	if err != nil {
-		return rowSet{buf: dst}, err
-	}
-	out := rowSet{buf: dst, rows: make([][]byte, len(ends))}
-	start := 0
-	for i, end := range ends {
-		out.rows[i] = dst[start:end]
-		start = end
-	}
-	return out, nil
+	return dst, ends, err
 }
 
 // flatRow writes {"id":..., <relationship>_id..., <parent key>, metric_name, <attributes...>} by splicing the raw
@@ -365,8 +350,7 @@ func suppressionsOf(res klaviyo.Resource, perList bool) ([]suppression, error) {
 }
 
 // explode writes the rows of the shapes that turn one resource into several rows.
-func (sh *shaper) explode(dst []byte, res klaviyo.Resource, parentID string) ([]byte, []int, error) {
-	var ends []int
+func (sh *shaper) explode(dst []byte, ends []int, res klaviyo.Resource, parentID string) ([]byte, []int, error) {
 	row := func(fields ...any) {
 		dst = append(dst, '{')
 		for i := 0; i+1 < len(fields); i += 2 {
