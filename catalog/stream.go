@@ -44,6 +44,49 @@ type Rate struct {
 	PerMinute int
 }
 
+// Klaviyo publishes five rate tiers (x-klaviyo-ratelimit in stable.json); every endpoint has one of them. These
+// functions are the connector's one table of them (functions, so no caller can change a tier for another): streams
+// name their tier, and the engine reads budgets only from streams.
+
+// TierXS is 1 request a second, 15 a minute.
+func TierXS() Rate { return Rate{Burst: 1, PerMinute: 15} }
+
+// TierS is 3 requests a second, 60 a minute.
+func TierS() Rate { return Rate{Burst: 3, PerMinute: 60} }
+
+// TierM is 10 requests a second, 150 a minute.
+func TierM() Rate { return Rate{Burst: 10, PerMinute: 150} }
+
+// TierL is 75 requests a second, 750 a minute.
+func TierL() Rate { return Rate{Burst: 75, PerMinute: 750} }
+
+// TierXL is 350 requests a second, 3,500 a minute.
+func TierXL() Rate { return Rate{Burst: 350, PerMinute: 3500} }
+
+// OptionalField is an additional field (additional-fields[type]) that a boolean config option switches on, and
+// what Klaviyo does differently when a request asks for it.
+type OptionalField struct {
+	// Field is the additional-fields value, e.g. "predictive_analytics".
+	Field string
+	// Option is the boolean config option (a SPEC property) that asks for it; the SPEC's default applies when the
+	// config leaves it out.
+	Option string
+	// Rate, when set, is the stricter budget Klaviyo applies to requests that ask for the field. Those requests
+	// share a budget of their own, apart from the endpoint's other requests.
+	Rate *Rate
+	// Fallible marks a field Klaviyo sometimes fails with a 5xx after every retry: the page is then read again
+	// without it, so the records still arrive (the field null) and the sync goes on.
+	Fallible bool
+}
+
+// OptionVariants reads a stream once per value of a list config option instead of once per Variants entry, each
+// read filtered by Filter with "{value}" replaced by the quoted value. Klaviyo's filters on such fields take a
+// single value (events' metric_id), so a list becomes one query per value.
+type OptionVariants struct {
+	Option string
+	Filter string
+}
+
 // Cursor describes how a stream is read incrementally: the record field that orders changes, and the filter
 // operators Klaviyo accepts on it. The engine reads half-open windows [lo, hi) and translates them into the
 // operators the endpoint has (a greater-than-only endpoint gets greater-than(lo - 1s), since Klaviyo timestamps
@@ -98,7 +141,11 @@ type Stream struct {
 	Fields []string
 	// AdditionalFields is sent as additional-fields[ResourceType] (suppressions live in profile subscriptions).
 	AdditionalFields []string
-	Shape            Shape
+	// OptionalFields are more additional fields, each asked for when its config option is on.
+	OptionalFields []OptionalField
+	// OptionVariants, when set and its option is not empty, replaces Variants.
+	OptionVariants *OptionVariants
+	Shape          Shape
 	// SelectedByDefault is false for streams that cost a lot of requests for little data (Singer metadata).
 	SelectedByDefault bool
 }
@@ -119,11 +166,7 @@ func rangeCursor(field string) *Cursor {
 func Streams() []Stream {
 	id := []string{"id"}
 	// The published tiers (x-klaviyo-ratelimit in stable.json; a test checks each stream against its path).
-	tierXS := Rate{Burst: 1, PerMinute: 15}
-	tierS := Rate{Burst: 3, PerMinute: 60}
-	tierM := Rate{Burst: 10, PerMinute: 150}
-	tierL := Rate{Burst: 75, PerMinute: 750}
-	tierXL := Rate{Burst: 350, PerMinute: 3500}
+	tierXS, tierS, tierM, tierL, tierXL := TierXS(), TierS(), TierM(), TierL(), TierXL()
 	// Campaigns need exactly one channel per request, and archived ones are only returned when asked for.
 	campaignChannels := []string{
 		"equals(messages.channel,'email'),equals(archived,false)",
@@ -141,7 +184,13 @@ func Streams() []Stream {
 		{Name: "profiles", Doc: "Profiles with location, custom properties and, by option, consent (subscriptions) and predictive analytics.",
 			Path: "/api/profiles", ResourceType: "profile", Component: "ProfileResponsePluralConversationsObjectResource",
 			Scopes: []string{"profiles:read"}, Rate: tierL, PageSize: 100, PrimaryKey: id,
-			Cursor: &Cursor{Field: "updated", Lower: "greater-than", Upper: "less-than", Sort: "updated"}, SelectedByDefault: true},
+			Cursor: &Cursor{Field: "updated", Lower: "greater-than", Upper: "less-than", Sort: "updated"},
+			OptionalFields: []OptionalField{
+				{Field: "subscriptions", Option: "profile_subscriptions"},
+				// Klaviyo allows predictive analytics only the M tier, and fails it with 503s at times.
+				{Field: "predictive_analytics", Option: "profile_predictive_analytics", Rate: &tierM, Fallible: true},
+			},
+			SelectedByDefault: true},
 		{Name: "global_exclusions", Doc: "Profiles suppressed from email marketing: one row per suppression, with reason and timestamp.",
 			Path: "/api/profiles", ResourceType: "profile", Component: "ProfileResponsePluralConversationsObjectResource",
 			Scopes: []string{"profiles:read"}, Rate: tierL, PageSize: 100, PrimaryKey: []string{"profile_id", "reason"},
@@ -157,7 +206,8 @@ func Streams() []Stream {
 		{Name: "events", Doc: "Every event (activity) with its metric id and name and its profile id.",
 			Path: "/api/events", ResourceType: "event", Component: "EventResponseObjectResource",
 			Scopes: []string{"events:read"}, Rate: tierXL, PageSize: 1000, PrimaryKey: id,
-			Cursor: rangeCursor("datetime"), Include: []string{"metric"}, SelectedByDefault: true},
+			Cursor: rangeCursor("datetime"), Include: []string{"metric"},
+			OptionVariants: &OptionVariants{Option: "event_metric_ids", Filter: "equals(metric_id,{value})"}, SelectedByDefault: true},
 		{Name: "metrics", Doc: "Metrics (event types) and the integration that sends them.",
 			Path: "/api/metrics", ResourceType: "metric", Component: "MetricResponseObjectResource",
 			Scopes: []string{"metrics:read"}, Rate: tierM, PrimaryKey: id, SelectedByDefault: true},

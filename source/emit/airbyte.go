@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/source-klaviyo/source-klaviyo/source/secret"
 )
 
 // bufferSize is the output buffer. Large enough that a page of records costs a handful of write syscalls, small
@@ -21,7 +22,7 @@ type Airbyte struct {
 	mu      sync.Mutex
 	w       *bufio.Writer
 	now     func() time.Time
-	masker  *strings.Replacer
+	masker  secret.Masker
 	streams map[string]*airbyteStream
 	scratch []byte // reused for numbers and hand-built lines, so records cost no allocation
 }
@@ -42,7 +43,7 @@ func NewAirbyte(w io.Writer, opts Options) *Airbyte {
 	return &Airbyte{
 		w:       bufio.NewWriterSize(w, bufferSize),
 		now:     opts.now(),
-		masker:  newMasker(opts.Secrets),
+		masker:  secret.New(opts.Secrets...),
 		streams: make(map[string]*airbyteStream),
 	}
 }
@@ -169,15 +170,15 @@ func (a *Airbyte) Log(level, msg string) error {
 	if err != nil {
 		return err
 	}
-	return a.writeFlushed(&Message{Type: TypeLog, Log: &LogMessage{Level: l, Message: maskWith(a.masker, msg)}})
+	return a.writeFlushed(&Message{Type: TypeLog, Log: &LogMessage{Level: l, Message: a.masker.Text(msg)}})
 }
 
 // Error writes an ERROR trace with secrets masked in both messages. The engine writes one before any non-zero
 // exit, and marks the affected streams INCOMPLETE itself.
 func (a *Airbyte) Error(e TraceError) error {
 	et := &ErrorTrace{
-		Message:         maskWith(a.masker, e.Message),
-		InternalMessage: maskWith(a.masker, e.Internal),
+		Message:         a.masker.Text(e.Message),
+		InternalMessage: a.masker.Text(e.Internal),
 		FailureType:     e.failure(),
 	}
 	if e.Stream != "" {
@@ -191,7 +192,7 @@ func (a *Airbyte) Error(e TraceError) error {
 // ConnectionStatus writes the check command's CONNECTION_STATUS through this writer, masked with its secrets, so
 // that it cannot overtake logs written before it.
 func (a *Airbyte) ConnectionStatus(ok bool, msg string) error {
-	return a.writeFlushed(connectionStatus(ok, maskWith(a.masker, msg)))
+	return a.writeFlushed(connectionStatus(ok, a.masker.Text(msg)))
 }
 
 // Flush writes out buffered records.

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"time"
 )
@@ -117,37 +116,6 @@ func (o Options) stderr() io.Writer {
 		return o.Stderr
 	}
 	return os.Stderr
-}
-
-// mask is the replacement written in place of a secret.
-const mask = "****"
-
-// newMasker builds a replacer that hides every secret. Longer secrets go first so that a secret containing another
-// secret is masked whole instead of leaving its tail visible. It returns nil when there is nothing to mask.
-func newMasker(secrets []string) *strings.Replacer {
-	var s []string
-	for _, v := range secrets {
-		if v != "" {
-			s = append(s, v)
-		}
-	}
-	if len(s) == 0 {
-		return nil
-	}
-	sort.SliceStable(s, func(i, j int) bool { return len(s[i]) > len(s[j]) })
-	pairs := make([]string, 0, 2*len(s))
-	for _, v := range s {
-		pairs = append(pairs, v, mask)
-	}
-	return strings.NewReplacer(pairs...)
-}
-
-// maskWith applies a masker built by newMasker (nil means no secrets).
-func maskWith(r *strings.Replacer, s string) string {
-	if r == nil {
-		return s
-	}
-	return r.Replace(s)
 }
 
 // logLevel normalises a level to the Airbyte LogMessage enum. Unknown levels are an error rather than a guess,

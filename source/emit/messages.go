@@ -7,6 +7,7 @@ import (
 	"io"
 
 	gojson "github.com/goccy/go-json"
+	"github.com/source-klaviyo/source-klaviyo/source/secret"
 )
 
 // MessageType is the type of an AirbyteMessage envelope.
@@ -186,7 +187,7 @@ func WriteCatalog(w io.Writer, catalog any) error {
 // WriteConnectionStatus writes the CONNECTION_STATUS message of the check command, with every secret masked in
 // msg. The check command prints exactly one of these and exits 0, whether ok or not.
 func WriteConnectionStatus(w io.Writer, ok bool, msg string, secrets ...string) error {
-	return writeMessage(w, connectionStatus(ok, maskWith(newMasker(secrets), msg)))
+	return writeMessage(w, connectionStatus(ok, secret.New(secrets...).Text(msg)))
 }
 
 func connectionStatus(ok bool, msg string) *Message {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/source-klaviyo/source-klaviyo/source/secret"
 )
 
 // SingerState is a Singer state document, the `value` of a STATE message and the content of the --state file.
@@ -23,7 +25,7 @@ type Singer struct {
 	w         *bufio.Writer
 	stderr    io.Writer
 	now       func() time.Time
-	masker    *strings.Replacer
+	masker    secret.Masker
 	streams   map[string]*singerStream
 	bookmarks map[string]json.RawMessage // every stream's latest bookmark, seeded from the initial state
 	initErr   error                      // a bad initial bookmark, reported by the first State call
@@ -60,7 +62,7 @@ func NewSinger(w io.Writer, streams []StreamInfo, initial SingerState, opts Opti
 		w:         bufio.NewWriterSize(w, bufferSize),
 		stderr:    opts.stderr(),
 		now:       opts.now(),
-		masker:    newMasker(opts.Secrets),
+		masker:    secret.New(opts.Secrets...),
 		streams:   make(map[string]*singerStream, len(streams)),
 		bookmarks: make(map[string]json.RawMessage, len(initial.Bookmarks)),
 		stampSec:  -1 << 63,
@@ -234,7 +236,7 @@ func (s *Singer) Error(e TraceError) error {
 
 // logLine writes one masked line on stderr. The mutex keeps lines from concurrent goroutines whole.
 func (s *Singer) logLine(level, msg string) error {
-	line := level + " " + strings.TrimRight(maskWith(s.masker, msg), "\n") + "\n"
+	line := level + " " + strings.TrimRight(s.masker.Text(msg), "\n") + "\n"
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, err := io.WriteString(s.stderr, line); err != nil {

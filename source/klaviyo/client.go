@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/source-klaviyo/source-klaviyo/source/secret"
 )
 
 // Revision is the Klaviyo API revision every request asks for; the schemas and stream table follow it.
@@ -88,7 +90,7 @@ type Client struct {
 	sem  chan struct{}
 	// pages holds a place per response body being read, decoded or consumed (Config.PagesInMemory).
 	pages chan struct{}
-	mask  masker
+	mask  secret.Masker
 	// now is the clock for budgets and Retry-After; tests replace it together with Config.Sleep.
 	now func() time.Time
 
@@ -115,7 +117,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" ||
 		base.RawQuery != "" || base.Fragment != "" || base.User != nil {
 		return nil, fmt.Errorf("klaviyo: base_url %q is not an http(s) origin such as https://a.klaviyo.com",
-			masker{cfg.APIKey}.text(cfg.BaseURL))
+			secret.New(cfg.APIKey).Text(cfg.BaseURL))
 	}
 	base.Path = strings.TrimRight(base.Path, "/")
 	base.RawPath = ""
@@ -156,7 +158,7 @@ func New(cfg Config) (*Client, error) {
 		http:      hc,
 		sem:       make(chan struct{}, cfg.MaxConcurrency),
 		pages:     make(chan struct{}, cfg.PagesInMemory),
-		mask:      masker{secret: cfg.APIKey},
+		mask:      secret.New(cfg.APIKey),
 		now:       time.Now,
 		endpoints: make(map[string]*endpoint),
 		bufs:      sync.Pool{New: func() any { return new(bytes.Buffer) }},
@@ -337,7 +339,7 @@ func (c *Client) target(req Request) (string, error) {
 		u, err := url.Parse(req.URL)
 		if err != nil {
 			return "", &Error{Kind: KindBadRequest, Endpoint: req.Endpoint, Scopes: req.Scopes,
-				Detail: "links.next is not a URL", Err: c.mask.err(err)}
+				Detail: "links.next is not a URL", Err: c.mask.Err(err)}
 		}
 		if u.Scheme == "" && u.Host == "" {
 			u.Scheme, u.Host = c.base.Scheme, c.base.Host
@@ -345,7 +347,7 @@ func (c *Client) target(req Request) (string, error) {
 		if u.Scheme != c.base.Scheme || !strings.EqualFold(u.Host, c.base.Host) {
 			return "", &Error{Kind: KindBadRequest, Endpoint: req.Endpoint, Scopes: req.Scopes,
 				Detail: fmt.Sprintf("links.next points at %s://%s, not at base_url's %s://%s; the API key is only sent to base_url",
-					u.Scheme, c.mask.text(u.Host), c.base.Scheme, c.base.Host)}
+					u.Scheme, c.mask.Text(u.Host), c.base.Scheme, c.base.Host)}
 		}
 		u.User = nil
 		return u.String(), nil
@@ -500,7 +502,7 @@ func (c *Client) attempt(ctx context.Context, req Request, target string) (*Docu
 	hreq, err := http.NewRequestWithContext(actx, http.MethodGet, target, nil)
 	if err != nil {
 		return nil, nil, &outcome{final: &Error{Kind: KindBadRequest, Endpoint: req.Endpoint, Scopes: req.Scopes,
-			Detail: "the request URL is invalid", Err: c.mask.err(err)}}
+			Detail: "the request URL is invalid", Err: c.mask.Err(err)}}
 	}
 	hreq.Header.Set("Authorization", "Klaviyo-API-Key "+c.cfg.APIKey)
 	hreq.Header.Set("revision", Revision)
@@ -509,7 +511,7 @@ func (c *Client) attempt(ctx context.Context, req Request, target string) (*Docu
 	c.stats.requests.Add(1)
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		return nil, nil, &outcome{reason: reasonOf(err), err: c.mask.err(err)}
+		return nil, nil, &outcome{reason: reasonOf(err), err: c.mask.Err(err)}
 	}
 	body := &countingReader{r: resp.Body, n: &c.stats.bytes}
 	defer func() {
@@ -539,12 +541,12 @@ func (c *Client) attempt(ctx context.Context, req Request, target string) (*Docu
 		if err := readBody(body, buf); err != nil {
 			release()
 			// The connection broke or stalled mid-body: the server's answer was fine, the transport was not.
-			return nil, nil, &outcome{reason: reasonOf(err), err: c.mask.err(err)}
+			return nil, nil, &outcome{reason: reasonOf(err), err: c.mask.Err(err)}
 		}
 		doc, err := decodeBytes(buf.Bytes())
 		if err != nil {
 			release()
-			return nil, nil, &outcome{reason: reasonBody, err: c.mask.err(err)}
+			return nil, nil, &outcome{reason: reasonBody, err: c.mask.Err(err)}
 		}
 		return doc, release, nil
 	}
@@ -579,5 +581,5 @@ func (c *Client) logf(level, format string, args ...any) {
 	if c.cfg.Log == nil {
 		return
 	}
-	c.cfg.Log(level, c.mask.text(fmt.Sprintf(format, args...)))
+	c.cfg.Log(level, c.mask.Text(fmt.Sprintf(format, args...)))
 }

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
+	"github.com/source-klaviyo/source-klaviyo/source/secret"
 )
 
 // Kind classifies a failed request by what the caller should do about it. A Kind is also an error value, so
@@ -137,35 +138,6 @@ func (e *Error) Is(target error) bool {
 	return ok && k == e.Kind
 }
 
-// masker removes the API key from text the client produces or passes on.
-type masker struct{ secret string }
-
-const mask = "****"
-
-func (m masker) text(s string) string {
-	if m.secret == "" || !strings.Contains(s, m.secret) {
-		return s
-	}
-	return strings.ReplaceAll(s, m.secret, mask)
-}
-
-// err returns err unchanged when its message is clean, and otherwise an error carrying only the masked message.
-// The original is dropped on purpose: anything that unwrapped it could print the key.
-func (m masker) err(err error) error {
-	if err == nil || m.secret == "" {
-		return err
-	}
-	msg := err.Error()
-	if !strings.Contains(msg, m.secret) {
-		return err
-	}
-	return maskedError(m.text(msg))
-}
-
-type maskedError string
-
-func (e maskedError) Error() string { return string(e) }
-
 // errorBody is Klaviyo's error document: {"errors":[{"code","title","detail","source":{...}}]}.
 type errorBody struct {
 	Errors []struct {
@@ -185,7 +157,7 @@ const maxDetail = 300
 // errorDetail extracts a short, printable explanation from an error response body: Klaviyo's first error's title
 // and detail when the body is an error document, else the start of the body as text. It also reports whether the
 // body says the API key is missing or invalid, which Klaviyo signals with a 400 as well as with a 401.
-func errorDetail(body []byte, m masker) (detail string, authProblem bool) {
+func errorDetail(body []byte, m secret.Masker) (detail string, authProblem bool) {
 	var doc errorBody
 	if err := json.Unmarshal(body, &doc); err == nil && len(doc.Errors) > 0 {
 		var parts []string
@@ -218,7 +190,7 @@ func errorDetail(body []byte, m masker) (detail string, authProblem bool) {
 		authProblem = looksLikeAuth("", "", detail)
 	}
 	// Masked before and after cleaning: neither printable nor clip can be allowed to reassemble the key.
-	return m.text(clip(printable(m.text(detail)), maxDetail)), authProblem
+	return m.Text(clip(printable(m.Text(detail)), maxDetail)), authProblem
 }
 
 // looksLikeAuth recognises Klaviyo's "key missing or invalid" errors by code or by wording.

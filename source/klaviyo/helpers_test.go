@@ -153,3 +153,20 @@ func ids(docs ...*Document) []string {
 func profilesRequest() Request {
 	return Request{Endpoint: "/api/profiles", Budget: roomy(), Scopes: []string{"profiles:read"}, Path: "/api/profiles"}
 }
+
+// Klaviyo's published tiers, as budgets for the client's tests (the connector's own table is catalog.TierXS...).
+
+// TierXS is Klaviyo's XS rate tier: 1 request a second, 15 a minute.
+func TierXS() Budget { return Budget{Burst: 1, PerMinute: 15} }
+
+// TierS is Klaviyo's S rate tier: 3 requests a second, 60 a minute.
+func TierS() Budget { return Budget{Burst: 3, PerMinute: 60} }
+
+// TierM is Klaviyo's M rate tier: 10 requests a second, 150 a minute.
+func TierM() Budget { return Budget{Burst: 10, PerMinute: 150} }
+
+// TierL is Klaviyo's L rate tier: 75 requests a second, 750 a minute.
+func TierL() Budget { return Budget{Burst: 75, PerMinute: 750} }
+
+// TierXL is Klaviyo's XL rate tier: 350 requests a second, 3,500 a minute.
+func TierXL() Budget { return Budget{Burst: 350, PerMinute: 3500} }
