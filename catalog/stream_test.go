@@ -180,6 +180,14 @@ func TestStreamTableMatchesOpenAPI(t *testing.T) {
 			checkEnum("include", s.Include)
 			checkEnum("fields["+s.ResourceType+"]", s.Fields)
 			checkEnum("additional-fields["+s.ResourceType+"]", s.AdditionalFields)
+			for _, f := range s.OptionalFields {
+				checkEnum("additional-fields["+s.ResourceType+"]", []string{f.Field})
+			}
+			if ov := s.OptionVariants; ov != nil {
+				for _, m := range filterTerm.FindAllStringSubmatch(ov.Filter, -1) {
+					assert.Contains(t, filters[m[2]], m[1], "option variant filter %s: operator %s on %s", ov.Filter, m[1], m[2])
+				}
+			}
 
 			resp := responseData(t, doc, op)
 			assert.Equal(t, s.ResourceType, resourceType(doc, resp), "resource type of GET %s", s.Path)
