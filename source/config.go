@@ -20,27 +20,63 @@ import (
 //go:embed spec.json
 var specJSON []byte
 
-// DefaultBaseURL is Klaviyo's API host.
+// DefaultBaseURL is Klaviyo's API host, base_url's default in the SPEC (a test holds them equal).
 const DefaultBaseURL = "https://a.klaviyo.com"
 
-// Config is the validated connector configuration.
+// withSpecDefaults decodes a config object and fills in the SPEC's default for every property it leaves out.
+func withSpecDefaults(raw []byte) (map[string]json.RawMessage, error) {
+	var options map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &options); err != nil {
+		return nil, err
+	}
+	var spec struct {
+		Properties map[string]struct {
+			Default json.RawMessage `json:"default"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(specJSON, &spec); err != nil {
+		return nil, fmt.Errorf("parsing the connector's own spec: %w", err)
+	}
+	for name, p := range spec.Properties {
+		if _, set := options[name]; !set && len(p.Default) > 0 {
+			options[name] = p.Default
+		}
+	}
+	return options, nil
+}
+
+// Config is the validated connector configuration. Every default comes from the SPEC (spec.json), the same
+// document Airbyte renders as the form and Meltano's settings follow, so a default is written down once.
 type Config struct {
 	APIKey                string    `json:"api_key"`
 	StartDate             time.Time `json:"-"`
 	RawStartDate          string    `json:"start_date"`
-	EventMetricIDs        []string  `json:"event_metric_ids"`
-	ProfileSubscriptions  *bool     `json:"profile_subscriptions"`
-	ProfilePredictive     bool      `json:"profile_predictive_analytics"`
 	BaseURL               string    `json:"base_url"`
 	MaxConcurrency        int       `json:"max_concurrency"`
 	RateLimitScale        float64   `json:"rate_limit_scale"`
 	MaxRetryWaitSeconds   int       `json:"max_retry_wait_seconds"`
 	RequestTimeoutSeconds int       `json:"request_timeout_seconds"`
+
+	// options holds every option by its SPEC name, defaults applied. The options that shape what streams read
+	// (event_metric_ids, profile_subscriptions, profile_predictive_analytics) are named by the stream table
+	// (catalog.OptionalField, catalog.OptionVariants) and read through Flag and List, so the engine never names
+	// an option or a stream.
+	options map[string]json.RawMessage
 }
 
-// WantSubscriptions reports whether profiles are read with their consent (default on).
-func (c Config) WantSubscriptions() bool {
-	return c.ProfileSubscriptions == nil || *c.ProfileSubscriptions
+// Flag reports a boolean option by its SPEC name; an option that is absent or not a boolean is false.
+func (c Config) Flag(name string) bool {
+	var v bool
+	return json.Unmarshal(c.options[name], &v) == nil && v
+}
+
+// List returns a list-of-strings option by its SPEC name; absent or of another type gives nil.
+func (c Config) List(name string) []string {
+	var v []string
+	if json.Unmarshal(c.options[name], &v) != nil {
+		return nil
+	}
+	return v
 }
 
 // Secrets lists the values that must never appear in output.
@@ -68,10 +104,19 @@ func ParseConfig(file string, raw []byte) (Config, error) {
 	if err := validateAgainstSpec(file, raw); err != nil {
 		return Config{}, err
 	}
-	var c Config
-	if err := json.Unmarshal(raw, &c); err != nil {
+	options, err := withSpecDefaults(raw)
+	if err != nil {
 		return Config{}, configErrorf("%s could not be read: %v", file, err)
 	}
+	withDefaults, err := json.Marshal(options)
+	if err != nil {
+		return Config{}, fmt.Errorf("encoding %s with its defaults: %w", file, err)
+	}
+	var c Config
+	if err := json.Unmarshal(withDefaults, &c); err != nil {
+		return Config{}, configErrorf("%s could not be read: %v", file, err)
+	}
+	c.options = options
 	if c.RawStartDate != "" {
 		t, err := time.Parse(time.RFC3339, c.RawStartDate)
 		if err != nil {
@@ -80,26 +125,11 @@ func ParseConfig(file string, raw []byte) (Config, error) {
 		}
 		c.StartDate = t.UTC()
 	}
-	if c.BaseURL == "" {
-		c.BaseURL = DefaultBaseURL
-	}
 	u, err := url.Parse(c.BaseURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return Config{}, configErrorf("%s: base_url is not an http(s) URL with a host; remove it to use %s", file, DefaultBaseURL)
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
-	if c.MaxConcurrency == 0 {
-		c.MaxConcurrency = 32
-	}
-	if c.RateLimitScale == 0 {
-		c.RateLimitScale = 1
-	}
-	if c.MaxRetryWaitSeconds == 0 {
-		c.MaxRetryWaitSeconds = 600
-	}
-	if c.RequestTimeoutSeconds == 0 {
-		c.RequestTimeoutSeconds = 60
-	}
 	return c, nil
 }
 

@@ -2,11 +2,129 @@ package source
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"sync"
+	"time"
 
 	"github.com/source-klaviyo/source-klaviyo/catalog"
+	"github.com/source-klaviyo/source-klaviyo/source/klaviyo"
 )
+
+// readParents reads a child stream's tasks, one per parent. Incremental streams keep a cursor per parent and
+// checkpoint them all in one state.
+func (e *engine) readParents(ctx context.Context, r *streamRun, sp *streamPlan) error {
+	var mu sync.Mutex
+	cursors := maps.Clone(sp.parents)
+	var lastEmit time.Time
+	emitState := func() error {
+		r.stateMu.Lock()
+		defer r.stateMu.Unlock()
+		var st []byte
+		var err error
+		if sp.incremental {
+			mu.Lock()
+			st, err = encodeState(r.s, cursorState{}, cursors)
+			mu.Unlock()
+		} else {
+			st, err = fullRefreshState()
+		}
+		if err != nil {
+			return err
+		}
+		lastEmit = time.Now()
+		return e.stateLocked(r, st)
+	}
+	// pageState checkpoints inside a parent, so a kill in the middle of a million-member list loses at most a
+	// page. Each state carries every parent's cursor, so with many parents it is written at most once a second.
+	pageState := func() error {
+		mu.Lock()
+		many := len(cursors) > 100
+		mu.Unlock()
+		r.stateMu.Lock()
+		recent := many && time.Since(lastEmit) < time.Second
+		r.stateMu.Unlock()
+		if recent {
+			return nil
+		}
+		return emitState()
+	}
+	err := runTasks(ctx, len(sp.tasks), e.planner().workers(len(sp.tasks)), func(ctx context.Context, i int) error {
+		t := sp.tasks[i]
+		if !sp.incremental {
+			return e.readParentOnce(ctx, r, sp, t)
+		}
+		mu.Lock()
+		prev := cursors[t.parentID]
+		mu.Unlock()
+		tr := newTracker(prev, e.syncStart)
+		for _, rd := range t.reads {
+			tr.add([]*window{rd.window})
+		}
+		save := func() error {
+			c := tr.cursor()
+			if c.At.IsZero() {
+				return nil
+			}
+			mu.Lock()
+			old := cursors[t.parentID]
+			changed := !old.At.Equal(c.At) || len(old.IDs) != len(c.IDs)
+			cursors[t.parentID] = c
+			mu.Unlock()
+			if changed && r.s.Cursor.Sort != "" {
+				return pageState()
+			}
+			return nil
+		}
+		for _, rd := range t.reads {
+			sc := readScope{parentID: t.parentID, window: rd.window, skip: prev.skip}
+			observe := func(id string, c time.Time) { tr.observe(rd.window, id, c) }
+			if err := e.pages(ctx, r, sp, rd.req, sc, observe, save); err != nil {
+				return err
+			}
+			tr.finish(rd.window)
+		}
+		if err := save(); err != nil {
+			return err
+		}
+		return emitState()
+	})
+	if serr := emitState(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// readParentOnce reads one parent's records without a cursor: each variant's pages, or its single resource.
+func (e *engine) readParentOnce(ctx context.Context, r *streamRun, sp *streamPlan, t task) error {
+	sc := readScope{parentID: t.parentID}
+	for _, rd := range t.reads {
+		if rd.object {
+			if err := e.readObject(ctx, r, sp, rd.req, sc); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := e.pages(ctx, r, sp, rd.req, sc, nil, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readObject reads the single resource a parent has (a campaign's send job); 404 means it has none.
+func (e *engine) readObject(ctx context.Context, r *streamRun, sp *streamPlan, req klaviyo.Request, sc readScope) error {
+	doc, err := e.get(ctx, sp.reqs, req)
+	var ke *klaviyo.Error
+	if errors.As(err, &ke) && ke.Kind == klaviyo.KindNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return e.writePage(r, doc, sc, nil)
+}
 
 // parentCache lists each parent stream's ids once per sync: campaigns feed five child streams and tags four, and
 // every one of them would otherwise page through the same parents again.
@@ -50,26 +168,20 @@ func (p *parentCache) list(ctx context.Context, e *engine, name string) ([]strin
 	if !ok {
 		return nil, fmt.Errorf("parent stream %q is not in the stream table", name)
 	}
-	sh, err := newShaper(catalog.Selection{Stream: s})
-	if err != nil {
-		return nil, err
-	}
-	r := &streamRun{s: s, shape: sh}
-	var grand []string
+	reqs := newRequestBuilder(e.cfg, s, s.Fields)
+	grand := []string{""}
 	if s.Kind != catalog.Collection {
+		var err error
 		if grand, err = p.ids(ctx, e, s.Parent); err != nil {
 			return nil, err
 		}
-	} else {
-		grand = []string{""}
 	}
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	var ids []string
-	err = runTasks(ctx, len(grand), e.workers(s, len(grand)), func(ctx context.Context, i int) error {
-		for _, v := range variantsOf(s) {
-			req := e.request(r, grand[i], v, nil)
-			for doc, err := range e.client.Pages(ctx, req) {
+	err := runTasks(ctx, len(grand), e.planner().workers(len(grand)), func(ctx context.Context, i int) error {
+		for _, v := range reqs.variants {
+			for doc, err := range e.client.Pages(ctx, reqs.build(grand[i], v, nil)) {
 				if err != nil {
 					return fmt.Errorf("listing %s: %w", name, err)
 				}

@@ -3,10 +3,10 @@ package source
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
 
@@ -15,10 +15,76 @@ import (
 	"github.com/source-klaviyo/source-klaviyo/source/klaviyo"
 )
 
+// shapeRules is what the engine knows of a shape (catalog.Shape): how a resource becomes rows, and where its
+// cursor lives. shapeOf is the one place a shape is declared, so a new shape is added there and nowhere else.
+type shapeRules struct {
+	// rows appends the rows of one resource to out. Shapes whose cursor is per row keep only the rows in scope
+	// (the read's window, less what a previous sync wrote) and return the largest cursor they kept.
+	rows func(sh *shaper, out *rowSink, res klaviyo.Resource, sc *readScope) (rowCursor, error)
+	// perRowCursor is set when the cursor is a field of each row rather than of the resource (a profile's
+	// suppressions each have their own timestamp). Klaviyo's filter then returns a resource in every window that
+	// holds one of its rows, so each window must write only its own rows; and the resource's order in a sorted
+	// response says nothing certain of its rows' order, so such windows never checkpoint mid-window.
+	perRowCursor bool
+	// sparse is set when a record carries the resource's attributes as they are, so a partial selection can ask
+	// Klaviyo for only the selected attributes (fields[type]).
+	sparse bool
+}
+
+// shapeOf returns the rules of a shape; an unknown shape is an error (a stream table entry naming a shape this
+// engine does not implement), found by a test that walks the table.
+func shapeOf(s catalog.Shape) (shapeRules, error) {
+	switch s {
+	case catalog.Flat:
+		return shapeRules{rows: (*shaper).flatRows, sparse: true}, nil
+	case catalog.Membership:
+		return shapeRules{rows: (*shaper).membershipRow}, nil
+	case catalog.Suppressions:
+		return shapeRules{rows: (*shaper).suppressionRows, perRowCursor: true}, nil
+	case catalog.ListSuppressions:
+		return shapeRules{rows: (*shaper).suppressionRows, perRowCursor: true}, nil
+	case catalog.Audiences:
+		return shapeRules{rows: (*shaper).audienceRows}, nil
+	case catalog.TrackingParams:
+		return shapeRules{rows: (*shaper).trackingParamRows}, nil
+	case catalog.SendTimes:
+		return shapeRules{rows: (*shaper).sendTimeRows}, nil
+	}
+	return shapeRules{}, fmt.Errorf("shape %q is not implemented by the engine", s)
+}
+
+// readScope is what one read (a query and its pages) tells shaping: the parent whose records these are, and,
+// for resuming and per-row cursors, the read's window and the ids a previous sync already wrote at its cursor.
+type readScope struct {
+	parentID string
+	// window bounds per-row cursors; nil means no bounds.
+	window *window
+	// skip reports a resource (by id and cursor) that a previous sync wrote at its checkpoint's exact moment.
+	skip func(id string, at time.Time) bool
+	// metricNames maps metric ids to names from the page's included metrics (events' metric_name).
+	metricNames map[string]string
+}
+
+// keeps reports whether a row of resource id with cursor at belongs to this read.
+func (sc *readScope) keeps(id string, at time.Time) bool {
+	if sc.window != nil && !sc.window.holds(at) {
+		return false
+	}
+	return sc.skip == nil || !sc.skip(id, at)
+}
+
+// rowCursor is the cursor a resource's rows carried: the engine tells the tracker, so checkpoints cover it.
+type rowCursor struct {
+	at time.Time
+	// ok is false when there is nothing to observe: the resource has no cursor, or wrote no row.
+	ok bool
+}
+
 // shaper turns a stream's JSON:API resources into flat records (DESIGN.md rule 2). It is built once per stream
 // per sync, so everything that depends only on the stream and the selection is computed up front.
 type shaper struct {
-	s catalog.Stream
+	s     catalog.Stream
+	rules shapeRules
 	// props are the schema's properties; to-one relationship ids are written only when the schema declares them.
 	props map[string]bool
 	// keep is the set of selected properties, nil when all are selected.
@@ -32,6 +98,10 @@ type shaper struct {
 }
 
 func newShaper(sel catalog.Selection) (*shaper, error) {
+	rules, err := shapeOf(sel.Stream.Shape)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", sel.Stream.Name, err)
+	}
 	raw, err := schemas.Get(sel.Stream.Name)
 	if err != nil {
 		return nil, fmt.Errorf("loading the schema of stream %s: %w", sel.Stream.Name, err)
@@ -42,7 +112,7 @@ func newShaper(sel catalog.Selection) (*shaper, error) {
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("parsing the schema of stream %s: %w", sel.Stream.Name, err)
 	}
-	sh := &shaper{s: sel.Stream, props: map[string]bool{}}
+	sh := &shaper{s: sel.Stream, rules: rules, props: map[string]bool{}}
 	for p := range doc.Properties {
 		sh.props[p] = true
 	}
@@ -59,11 +129,11 @@ func newShaper(sel catalog.Selection) (*shaper, error) {
 		for _, f := range sel.Fields {
 			sh.keep[f] = true
 		}
-		if sel.Stream.Shape == catalog.Flat && sel.Stream.Fields == nil {
+		if rules.sparse && sel.Stream.Kind != catalog.PerParentLinks && sel.Stream.Fields == nil {
 			sh.attrFields = sh.selectedAttributes(sel.Fields)
 		}
 	}
-	sh.bufs.New = func() any { b := make([]byte, 0, 64<<10); return &b }
+	sh.bufs.New = func() any { s := &rowSink{buf: make([]byte, 0, 64<<10)}; return s }
 	return sh, nil
 }
 
@@ -80,7 +150,7 @@ func (sh *shaper) selectedAttributes(fields []string) []string {
 		}
 		out = append(out, f)
 	}
-	if sh.s.Cursor != nil && !contains(out, sh.s.Cursor.Field) {
+	if sh.s.Cursor != nil && !slices.Contains(out, sh.s.Cursor.Field) {
 		out = append(out, sh.s.Cursor.Field)
 	}
 	sort.Strings(out)
@@ -108,56 +178,34 @@ func (sh *shaper) sparseFields() []string {
 	return sh.attrFields
 }
 
-func (sh *shaper) getBuf() *[]byte  { return sh.bufs.Get().(*[]byte) }
-func (sh *shaper) putBuf(b *[]byte) { sh.bufs.Put(b) }
-
-// cursorAttrs decodes only the attributes that can be cursors; the decoder skips the rest without allocating.
-type cursorAttrs struct {
-	Updated       string `json:"updated"`
-	Datetime      string `json:"datetime"`
-	UpdatedAt     string `json:"updated_at"`
-	JoinedGroupAt string `json:"joined_group_at"`
+func (sh *shaper) getSink() *rowSink {
+	s := sh.bufs.Get().(*rowSink)
+	s.reset()
+	return s
 }
+func (sh *shaper) putSink(s *rowSink) { sh.bufs.Put(s) }
 
-func (c cursorAttrs) get(field string) string {
-	switch field {
-	case "updated":
-		return c.Updated
-	case "datetime":
-		return c.Datetime
-	case "updated_at":
-		return c.UpdatedAt
-	case "joined_group_at":
-		return c.JoinedGroupAt
-	}
-	return ""
-}
-
-// cursorOf returns a resource's cursor value (for Flat and Membership shapes).
-func (sh *shaper) cursorOf(res klaviyo.Resource) (time.Time, bool) {
+// cursorOf returns a resource's cursor: the cursor field of its attributes, or for per-row cursors the earliest
+// of its rows' cursors at or after from (what a probe for the start of the data asks).
+func (sh *shaper) cursorOf(res klaviyo.Resource, from time.Time) (time.Time, bool) {
 	if sh.s.Cursor == nil || len(res.Attributes) == 0 {
 		return time.Time{}, false
 	}
-	switch sh.s.Shape {
-	case catalog.Suppressions, catalog.ListSuppressions:
+	if sh.rules.perRowCursor {
 		rows, err := suppressionsOf(res, sh.s.Shape == catalog.ListSuppressions)
 		if err != nil {
 			return time.Time{}, false
 		}
-		var best time.Time
+		var first time.Time
 		for _, r := range rows {
-			if t, err := parseTime(r.Timestamp); err == nil && t.After(best) {
-				best = t
+			if t, err := parseTime(r.Timestamp); err == nil && !t.Before(from) && (first.IsZero() || t.Before(first)) {
+				first = t
 			}
 		}
-		return best, !best.IsZero()
+		return first, !first.IsZero()
 	}
-	var ca cursorAttrs
-	if err := json.Unmarshal(res.Attributes, &ca); err != nil {
-		return time.Time{}, false
-	}
-	v := ca.get(sh.s.Cursor.Field)
-	if v == "" {
+	v, ok := topLevelString(res.Attributes, sh.s.Cursor.Field)
+	if !ok || v == "" {
 		return time.Time{}, false
 	}
 	t, err := parseTime(v)
@@ -166,7 +214,7 @@ func (sh *shaper) cursorOf(res klaviyo.Resource) (time.Time, bool) {
 
 // metricNames maps metric ids to names from a page's included metrics, for events' metric_name.
 func (sh *shaper) metricNames(included []klaviyo.Resource) map[string]string {
-	if len(included) == 0 || !contains(sh.s.Include, "metric") {
+	if len(included) == 0 || !slices.Contains(sh.s.Include, "metric") {
 		return nil
 	}
 	m := make(map[string]string, len(included))
@@ -184,77 +232,71 @@ func (sh *shaper) metricNames(included []klaviyo.Resource) map[string]string {
 	return m
 }
 
-// rows shapes one resource into its rows, appending them to dst and the offset where each row ends to ends. Both
-// slices are the caller's, reused for every resource of a page, so shaping allocates nothing per record.
-func (sh *shaper) rows(dst []byte, ends []int, res klaviyo.Resource, parentID string, metricNames map[string]string) ([]byte, []int, error) {
-	var err error
-	switch sh.s.Shape {
-	case catalog.Flat:
-		if sh.s.Kind == catalog.PerParentLinks {
-			dst = sh.linkRow(dst, res, parentID)
-		} else {
-			dst, err = sh.flatRow(dst, res, parentID, metricNames)
-		}
-		ends = append(ends, len(dst))
-	case catalog.Membership:
-		dst, err = sh.membershipRow(dst, res, parentID)
-		ends = append(ends, len(dst))
-	default:
-		dst, ends, err = sh.explode(dst, ends, res, parentID)
-	}
-	return dst, ends, err
+// rows shapes one resource into its rows in out, and returns the cursor to observe for it.
+func (sh *shaper) rows(out *rowSink, res klaviyo.Resource, sc *readScope) (rowCursor, error) {
+	return sh.rules.rows(sh, out, res, sc)
 }
 
-// flatRow writes {"id":..., <relationship>_id..., <parent key>, metric_name, <attributes...>} by splicing the raw
-// attribute object, so an event is decoded once (by the client) and never re-encoded field by field.
-func (sh *shaper) flatRow(dst []byte, res klaviyo.Resource, parentID string, metricNames map[string]string) ([]byte, error) {
-	dst = append(dst, `{"id":`...)
-	dst = appendString(dst, res.ID)
+// resourceCursor is the cursor of shapes whose cursor is the resource's: a resource a previous sync already
+// wrote at its checkpoint is skipped whole.
+func (sh *shaper) resourceCursor(res klaviyo.Resource, sc *readScope) (c rowCursor, skip bool) {
+	at, ok := sh.cursorOf(res, time.Time{})
+	if !ok {
+		return rowCursor{}, false
+	}
+	if sc.skip != nil && sc.skip(res.ID, at) {
+		return rowCursor{}, true
+	}
+	return rowCursor{at: at, ok: true}, false
+}
+
+// flatRows writes {"id":..., <parent key>, <relationship>_id..., metric_name, <attributes...>} by splicing the
+// raw attribute object, so an event is decoded once (by the client) and never re-encoded field by field. A
+// relationship stream (PerParentLinks) writes {<parent key>, <link key>} instead.
+func (sh *shaper) flatRows(out *rowSink, res klaviyo.Resource, sc *readScope) (rowCursor, error) {
+	c, skip := sh.resourceCursor(res, sc)
+	if skip {
+		return c, nil
+	}
+	out.begin()
+	if sh.s.Kind == catalog.PerParentLinks {
+		out.str(sh.s.ParentKey, sc.parentID)
+		out.str(sh.s.LinkKey, res.ID)
+		out.end()
+		return c, nil
+	}
+	out.str("id", res.ID)
 	if sh.s.ParentKey != "" && sh.want(sh.s.ParentKey) {
-		dst = append(dst, `,"`...)
-		dst = append(dst, sh.s.ParentKey...)
-		dst = append(dst, `":`...)
-		dst = appendString(dst, parentID)
+		out.str(sh.s.ParentKey, sc.parentID)
 	}
 	for _, rf := range sh.relFields {
-		field := rf.field
 		r, ok := res.Relationships[rf.rel]
-		if !ok || !sh.want(field) {
+		if !ok || !sh.want(rf.field) {
 			continue
 		}
 		id, ok := r.ToOneID()
 		if !ok {
 			continue
 		}
-		dst = append(dst, `,"`...)
-		dst = append(dst, field...)
-		dst = append(dst, `":`...)
-		dst = appendString(dst, id)
-		if field == "metric_id" && metricNames != nil && sh.want("metric_name") {
-			if name, ok := metricNames[id]; ok {
-				dst = append(dst, `,"metric_name":`...)
-				dst = appendString(dst, name)
+		out.str(rf.field, id)
+		if rf.field == "metric_id" && sc.metricNames != nil && sh.want("metric_name") {
+			if name, ok := sc.metricNames[id]; ok {
+				out.str("metric_name", name)
 			}
 		}
 	}
 	attrs := bytes.TrimSpace(res.Attributes)
 	if sh.keep != nil {
 		var err error
-		attrs, err = sh.filterAttributes(attrs)
-		if err != nil {
-			return dst, err
+		if attrs, err = sh.filterAttributes(attrs); err != nil {
+			return c, err
 		}
 	}
-	if len(attrs) >= 2 && attrs[0] == '{' {
-		inner := bytes.TrimSpace(attrs[1 : len(attrs)-1])
-		if len(inner) > 0 {
-			dst = append(dst, ',')
-			dst = append(dst, inner...)
-		}
-	} else if len(attrs) > 0 && !bytes.Equal(attrs, []byte("null")) {
-		return dst, fmt.Errorf("attributes of %s %s are not a JSON object", res.Type, res.ID)
+	if !out.members(attrs) {
+		return c, fmt.Errorf("attributes of %s %s are not a JSON object", res.Type, res.ID)
 	}
-	return append(dst, '}'), nil
+	out.end()
+	return c, nil
 }
 
 func (sh *shaper) want(field string) bool { return sh.keep == nil || sh.keep[field] }
@@ -272,50 +314,37 @@ func (sh *shaper) filterAttributes(attrs []byte) ([]byte, error) {
 		}
 	}
 	sort.Strings(keys)
-	out := []byte{'{'}
-	for i, k := range keys {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = appendString(out, k)
-		out = append(out, ':')
-		out = append(out, m[k]...)
+	out := rowSink{}
+	out.begin()
+	for _, k := range keys {
+		out.raw(k, m[k])
 	}
-	return append(out, '}'), nil
+	out.end()
+	return out.buf, nil
 }
 
-func (sh *shaper) linkRow(dst []byte, res klaviyo.Resource, parentID string) []byte {
-	dst = append(dst, `{"`...)
-	dst = append(dst, sh.s.ParentKey...)
-	dst = append(dst, `":`...)
-	dst = appendString(dst, parentID)
-	dst = append(dst, `,"`...)
-	dst = append(dst, sh.s.LinkKey...)
-	dst = append(dst, `":`...)
-	dst = appendString(dst, res.ID)
-	return append(dst, '}')
-}
-
-func (sh *shaper) membershipRow(dst []byte, res klaviyo.Resource, parentID string) ([]byte, error) {
+// membershipRow writes {<parent>_id, profile_id, joined_group_at} for a list or segment member.
+func (sh *shaper) membershipRow(out *rowSink, res klaviyo.Resource, sc *readScope) (rowCursor, error) {
+	c, skip := sh.resourceCursor(res, sc)
+	if skip {
+		return c, nil
+	}
 	var a struct {
 		JoinedGroupAt *string `json:"joined_group_at"`
 	}
 	if err := json.Unmarshal(res.Attributes, &a); err != nil {
-		return dst, fmt.Errorf("decoding a member's joined_group_at: %w", err)
+		return c, fmt.Errorf("decoding a member's joined_group_at: %w", err)
 	}
-	dst = append(dst, `{"`...)
-	dst = append(dst, sh.s.ParentKey...)
-	dst = append(dst, `":`...)
-	dst = appendString(dst, parentID)
-	dst = append(dst, `,"profile_id":`...)
-	dst = appendString(dst, res.ID)
 	if a.JoinedGroupAt == nil {
 		// joined_group_at is the cursor and the schema's non-null field: a member without one cannot be placed.
-		return dst, fmt.Errorf("member %s of %s has no joined_group_at", res.ID, parentID)
+		return c, fmt.Errorf("member %s of %s has no joined_group_at", res.ID, sc.parentID)
 	}
-	dst = append(dst, `,"joined_group_at":`...)
-	dst = appendString(dst, *a.JoinedGroupAt)
-	return append(dst, '}'), nil
+	out.begin()
+	out.str(sh.s.ParentKey, sc.parentID)
+	out.str("profile_id", res.ID)
+	out.str("joined_group_at", *a.JoinedGroupAt)
+	out.end()
+	return c, nil
 }
 
 // suppression is one entry of a profile's email suppressions.
@@ -349,127 +378,134 @@ func suppressionsOf(res klaviyo.Resource, perList bool) ([]suppression, error) {
 	return a.Subscriptions.Email.Marketing.Suppression, nil
 }
 
-// explode writes the rows of the shapes that turn one resource into several rows.
-func (sh *shaper) explode(dst []byte, ends []int, res klaviyo.Resource, parentID string) ([]byte, []int, error) {
-	row := func(fields ...any) {
-		dst = append(dst, '{')
-		for i := 0; i+1 < len(fields); i += 2 {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, fields[i].(string))
-			dst = append(dst, ':')
-			switch v := fields[i+1].(type) {
-			case string:
-				dst = appendString(dst, v)
-			case *string:
-				if v == nil {
-					dst = append(dst, "null"...)
-				} else {
-					dst = appendString(dst, *v)
-				}
-			case json.RawMessage:
-				if len(v) == 0 {
-					dst = append(dst, "null"...)
-				} else {
-					dst = append(dst, v...)
-				}
-			}
-		}
-		dst = append(dst, '}')
-		ends = append(ends, len(dst))
+// suppressionRows writes one row per suppression of a profile (global, or per list) that lies in the read's
+// scope. A suppression whose timestamp cannot be read goes with the profile's earliest readable one, so it is
+// written by exactly one window rather than by none or by all.
+func (sh *shaper) suppressionRows(out *rowSink, res klaviyo.Resource, sc *readScope) (rowCursor, error) {
+	perList := sh.s.Shape == catalog.ListSuppressions
+	sups, err := suppressionsOf(res, perList)
+	if err != nil || len(sups) == 0 {
+		return rowCursor{}, err
 	}
-	switch sh.s.Shape {
-	case catalog.Suppressions, catalog.ListSuppressions:
-		perList := sh.s.Shape == catalog.ListSuppressions
-		sups, err := suppressionsOf(res, perList)
-		if err != nil {
-			return dst, nil, err
-		}
-		var a struct {
-			Email *string `json:"email"`
-		}
-		_ = json.Unmarshal(res.Attributes, &a)
-		for _, s := range sups {
-			if perList {
-				row("profile_id", res.ID, "email", a.Email, "list_id", s.ListID, "reason", s.Reason, "timestamp", s.Timestamp)
-			} else {
-				row("profile_id", res.ID, "email", a.Email, "reason", s.Reason, "timestamp", s.Timestamp)
-			}
-		}
-	case catalog.Audiences:
-		var a struct {
-			Audiences *struct {
-				Included []string `json:"included"`
-				Excluded []string `json:"excluded"`
-			} `json:"audiences"`
-		}
-		if err := json.Unmarshal(res.Attributes, &a); err != nil {
-			return dst, nil, fmt.Errorf("decoding a campaign's audiences: %w", err)
-		}
-		if a.Audiences != nil {
-			for _, id := range a.Audiences.Included {
-				row("campaign_id", res.ID, "audience_id", id, "inclusion", "included")
-			}
-			for _, id := range a.Audiences.Excluded {
-				row("campaign_id", res.ID, "audience_id", id, "inclusion", "excluded")
-			}
-		}
-	case catalog.TrackingParams:
-		var a struct {
-			TrackingOptions *struct {
-				Params []map[string]json.RawMessage `json:"custom_tracking_params"`
-			} `json:"tracking_options"`
-		}
-		if err := json.Unmarshal(res.Attributes, &a); err != nil {
-			return dst, nil, fmt.Errorf("decoding a campaign's tracking options: %w", err)
-		}
-		if a.TrackingOptions != nil {
-			for _, p := range a.TrackingOptions.Params {
-				fields := []any{"campaign_id", res.ID}
-				keys := make([]string, 0, len(p))
-				for k := range p {
-					keys = append(keys, k)
-				}
-				sort.Strings(keys)
-				for _, k := range keys {
-					if sh.props[k] {
-						fields = append(fields, k, p[k])
-					}
-				}
-				row(fields...)
-			}
-		}
-	case catalog.SendTimes:
-		var a struct {
-			SendTimes []struct {
-				Datetime json.RawMessage `json:"datetime"`
-				IsLocal  json.RawMessage `json:"is_local"`
-			} `json:"send_times"`
-		}
-		if err := json.Unmarshal(res.Attributes, &a); err != nil {
-			return dst, nil, fmt.Errorf("decoding a campaign message's send times: %w", err)
-		}
-		for _, st := range a.SendTimes {
-			row("campaign_id", parentID, "campaign_message_id", res.ID, "datetime", st.Datetime, "is_local", st.IsLocal)
-		}
-	default:
-		return dst, nil, fmt.Errorf("stream %s has an unknown shape %q", sh.s.Name, sh.s.Shape)
+	var email struct {
+		Email *string `json:"email"`
 	}
-	return dst, ends, nil
+	// An email that is not a string is written as null rather than costing the suppression its row.
+	_ = json.Unmarshal(res.Attributes, &email)
+	at := make([]time.Time, len(sups))
+	var earliest time.Time
+	for i, s := range sups {
+		if t, err := parseTime(s.Timestamp); err == nil {
+			at[i] = t
+			if earliest.IsZero() || t.Before(earliest) {
+				earliest = t
+			}
+		}
+	}
+	var c rowCursor
+	for i, s := range sups {
+		t := at[i]
+		if t.IsZero() {
+			t = earliest
+		}
+		if !sc.keeps(res.ID, t) {
+			continue
+		}
+		if !t.IsZero() && (!c.ok || t.After(c.at)) {
+			c = rowCursor{at: t, ok: true}
+		}
+		out.begin()
+		out.str("profile_id", res.ID)
+		out.nullableStr("email", email.Email)
+		if perList {
+			out.str("list_id", s.ListID)
+		}
+		out.str("reason", s.Reason)
+		out.str("timestamp", s.Timestamp)
+		out.end()
+	}
+	return c, nil
 }
 
-// appendString appends s as a JSON string. Klaviyo ids and names are mostly plain ASCII, which takes the fast
-// path; anything else goes through the JSON encoder so escaping is always right.
-func appendString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf || c == '<' || c == '>' || c == '&' {
-			b, _ := json.Marshal(s)
-			return append(dst, b...)
+// audienceRows writes one row per list or segment a campaign includes or excludes.
+func (sh *shaper) audienceRows(out *rowSink, res klaviyo.Resource, _ *readScope) (rowCursor, error) {
+	var a struct {
+		Audiences *struct {
+			Included []string `json:"included"`
+			Excluded []string `json:"excluded"`
+		} `json:"audiences"`
+	}
+	if err := json.Unmarshal(res.Attributes, &a); err != nil {
+		return rowCursor{}, fmt.Errorf("decoding a campaign's audiences: %w", err)
+	}
+	if a.Audiences == nil {
+		return rowCursor{}, nil
+	}
+	for _, side := range []struct {
+		ids       []string
+		inclusion string
+	}{{a.Audiences.Included, "included"}, {a.Audiences.Excluded, "excluded"}} {
+		for _, id := range side.ids {
+			out.begin()
+			out.str("campaign_id", res.ID)
+			out.str("audience_id", id)
+			out.str("inclusion", side.inclusion)
+			out.end()
 		}
 	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
+	return rowCursor{}, nil
+}
+
+// trackingParamRows writes one row per custom tracking parameter of a campaign, with the parameter's fields the
+// schema declares, in name order.
+func (sh *shaper) trackingParamRows(out *rowSink, res klaviyo.Resource, _ *readScope) (rowCursor, error) {
+	var a struct {
+		TrackingOptions *struct {
+			Params []map[string]json.RawMessage `json:"custom_tracking_params"`
+		} `json:"tracking_options"`
+	}
+	if err := json.Unmarshal(res.Attributes, &a); err != nil {
+		return rowCursor{}, fmt.Errorf("decoding a campaign's tracking options: %w", err)
+	}
+	if a.TrackingOptions == nil {
+		return rowCursor{}, nil
+	}
+	for _, p := range a.TrackingOptions.Params {
+		keys := make([]string, 0, len(p))
+		for k := range p {
+			if sh.props[k] {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		out.begin()
+		out.str("campaign_id", res.ID)
+		for _, k := range keys {
+			out.raw(k, p[k])
+		}
+		out.end()
+	}
+	return rowCursor{}, nil
+}
+
+// sendTimeRows writes one row per send time of a campaign message.
+func (sh *shaper) sendTimeRows(out *rowSink, res klaviyo.Resource, sc *readScope) (rowCursor, error) {
+	var a struct {
+		SendTimes []struct {
+			Datetime json.RawMessage `json:"datetime"`
+			IsLocal  json.RawMessage `json:"is_local"`
+		} `json:"send_times"`
+	}
+	if err := json.Unmarshal(res.Attributes, &a); err != nil {
+		return rowCursor{}, fmt.Errorf("decoding a campaign message's send times: %w", err)
+	}
+	for _, st := range a.SendTimes {
+		out.begin()
+		out.str("campaign_id", sc.parentID)
+		out.str("campaign_message_id", res.ID)
+		out.raw("datetime", st.Datetime)
+		out.raw("is_local", st.IsLocal)
+		out.end()
+	}
+	return rowCursor{}, nil
 }

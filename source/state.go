@@ -2,8 +2,6 @@ package source
 
 import (
 	"fmt"
-	"sort"
-	"sync"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -14,189 +12,24 @@ import (
 // cursorFormat is how cursors are written in state: RFC 3339 in UTC, whole seconds (Klaviyo's precision).
 const cursorFormat = "2006-01-02T15:04:05Z"
 
-// window is one slice of a stream's cursor axis, [lo, hi), read by one query. A zero lo means "from the
-// beginning" and a zero hi "no upper bound" (endpoints without an upper-bound operator).
-type window struct {
-	variant string
-	lo, hi  time.Time
-	sorted  bool
-
-	started bool
-	done    bool
-	// maxSeen is the largest cursor value of the records written from this window so far, and atMax the ids of
-	// the records written with exactly that value.
-	maxSeen time.Time
-	atMax   []string
-}
-
-// cursorState is a checkpoint: every record with a cursor below At has been written, and of the records whose
-// cursor equals At, those in IDs have. Resuming reads from At inclusive and skips IDs, so nothing is lost at a
-// timestamp shared by several records and nothing already written is written again.
-type cursorState struct {
-	At  time.Time
-	IDs []string
-}
-
-func (c cursorState) skip(id string, at time.Time) bool {
-	if len(c.IDs) == 0 || !at.Equal(c.At) {
-		return false
-	}
-	for _, x := range c.IDs {
-		if x == id {
-			return true
-		}
-	}
-	return false
-}
-
-// tracker turns the progress of concurrent windows into states that are always safe to resume from.
-//
-// The safe point S is the lowest moment below which every record of the stream has been written: per variant,
-// the lo of its first unfinished window, or that window's maxSeen when the window reads in cursor order and has
-// started; the stream's S is the minimum over variants. The state written is not S itself but the largest cursor
-// value actually written that is <= S (or the previous state). Two reasons: a state is then always a value that
-// Klaviyo really returned, so a clock that differs from Klaviyo's (or records that land late) cannot make a resumed
-// sync skip the gap between the last record and S; and resuming with greater-or-equal re-reads only the records
-// that share that exact timestamp. The state never moves backwards and never passes the sync's start.
-type tracker struct {
-	mu        sync.Mutex
-	windows   []*window
-	prev      cursorState
-	syncStart time.Time
-}
-
-func newTracker(prev cursorState, syncStart time.Time) *tracker {
-	return &tracker{prev: prev, syncStart: syncStart}
-}
-
-// add registers the windows of one variant, in ascending order.
-func (t *tracker) add(ws []*window) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.windows = append(t.windows, ws...)
-}
-
-// observe records that the record id with cursor c from window w has been written.
-func (t *tracker) observe(w *window, id string, c time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	w.started = true
-	switch {
-	case c.After(w.maxSeen):
-		w.maxSeen, w.atMax = c, append(w.atMax[:0], id)
-	case c.Equal(w.maxSeen):
-		w.atMax = append(w.atMax, id)
-	}
-}
-
-// finish marks w as fully read.
-func (t *tracker) finish(w *window) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	w.started, w.done = true, true
-}
-
-// cursor computes the checkpoint now. A zero At means "no cursor yet".
-func (t *tracker) cursor() cursorState {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	safe := time.Time{}
-	unbounded := true // all windows done and none has an upper bound: everything read is covered
-	byVariant := map[string][]*window{}
-	var order []string
-	for _, w := range t.windows {
-		if _, ok := byVariant[w.variant]; !ok {
-			order = append(order, w.variant)
-		}
-		byVariant[w.variant] = append(byVariant[w.variant], w)
-	}
-	for _, v := range order {
-		s, bounded := variantSafePoint(byVariant[v])
-		if !bounded {
-			continue
-		}
-		unbounded = false
-		if safe.IsZero() || s.Before(safe) {
-			safe = s
-		}
-	}
-	best := t.prev.At
-	for _, w := range t.windows {
-		if w.maxSeen.IsZero() {
-			continue
-		}
-		if !unbounded && w.maxSeen.After(safe) {
-			continue
-		}
-		if w.maxSeen.After(best) {
-			best = w.maxSeen
-		}
-	}
-	if best.After(t.syncStart) && t.prev.At.Before(t.syncStart) {
-		// Records past the sync start were read (an endpoint without an upper bound): the cursor stops at the
-		// start, and they are read again next time rather than skipped.
-		return cursorState{At: t.syncStart}
-	}
-	if best.Before(t.prev.At) {
-		best = t.prev.At
-	}
-	// The ids written at exactly best: from every counted window that reached it, and from the previous state
-	// when it is the same moment.
-	var ids []string
-	seen := map[string]bool{}
-	add := func(xs []string) {
-		for _, x := range xs {
-			if !seen[x] {
-				seen[x] = true
-				ids = append(ids, x)
-			}
-		}
-	}
-	if best.Equal(t.prev.At) {
-		add(t.prev.IDs)
-	}
-	for _, w := range t.windows {
-		if w.maxSeen.Equal(best) && (unbounded || !w.maxSeen.After(safe)) {
-			add(w.atMax)
-		}
-	}
-	sort.Strings(ids)
-	return cursorState{At: best, IDs: ids}
-}
-
-// variantSafePoint returns the moment below which every record of this variant has been written, and false when
-// every window is done and the last has no upper bound (then every record read counts).
-func variantSafePoint(ws []*window) (time.Time, bool) {
-	for _, w := range ws {
-		if w.done {
-			continue
-		}
-		if w.sorted && !w.maxSeen.IsZero() {
-			return w.maxSeen, true
-		}
-		if w.lo.IsZero() {
-			// Nothing below the first window's (open) lower bound is known to be written.
-			return time.Time{}.Add(time.Nanosecond), true
-		}
-		return w.lo, true
-	}
-	last := ws[len(ws)-1]
-	if last.hi.IsZero() {
-		return time.Time{}, false
-	}
-	return last.hi, true
-}
-
 // idsKey names the ids already written at the cursor's exact timestamp in a state.
 const idsKey = "ids_at_cursor"
 
+// stateVersion is the version of the state format this release writes, under versionKey in every stream state.
+// States without the key are version 1 (every release before the key existed wrote exactly that format), so they
+// resume as they always did. A later format bumps the number, and this release refuses a state from a newer one
+// rather than misreading it.
+const (
+	stateVersion = 1
+	versionKey   = "state_version"
+)
+
 // encodeState renders a stream's state. Collection streams: {"<cursor field>": "<cursor>", "ids_at_cursor": [...]}.
 // Per-parent streams: {"parents": {"<parent id>": {"<cursor field>": ..., "ids_at_cursor": [...]}}}. Full
-// refresh: {}. Map keys are sorted by the encoder, so equal states are equal bytes.
-func encodeState(s catalog.Stream, cursor cursorState, parents map[string]cursorState) json.RawMessage {
-	if s.Cursor == nil {
-		return json.RawMessage(`{}`)
-	}
+// refresh: {}. Every state also carries state_version. Map keys are sorted by the encoder, so equal states are
+// equal bytes.
+func encodeState(s catalog.Stream, cursor cursorState, parents map[string]cursorState) (json.RawMessage, error) {
+	doc := map[string]any{versionKey: stateVersion}
 	one := func(c cursorState) map[string]any {
 		m := map[string]any{s.Cursor.Field: c.At.UTC().Format(cursorFormat)}
 		if len(c.IDs) > 0 {
@@ -204,32 +37,54 @@ func encodeState(s catalog.Stream, cursor cursorState, parents map[string]cursor
 		}
 		return m
 	}
-	if s.Kind == catalog.PerParent {
+	switch {
+	case s.Cursor == nil:
+	case s.Kind == catalog.PerParent:
 		m := make(map[string]any, len(parents))
 		for id, c := range parents {
 			if !c.At.IsZero() {
 				m[id] = one(c)
 			}
 		}
-		b, _ := json.Marshal(map[string]any{"parents": m})
-		return b
+		doc["parents"] = m
+	case !cursor.At.IsZero():
+		for k, v := range one(cursor) {
+			doc[k] = v
+		}
 	}
-	if cursor.At.IsZero() {
-		return json.RawMessage(`{}`)
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the state of stream %s: %w", s.Name, err)
 	}
-	b, _ := json.Marshal(one(cursor))
-	return b
+	return b, nil
 }
 
-// decodeState reads a stream's previous state. It accepts our own shape and the Singer SDK's
-// {"replication_key_value": ...} bookmark, and names the stream and field when the shape is wrong.
+// fullRefreshState is the state of a stream read without a cursor: nothing to resume from but the version.
+func fullRefreshState() (json.RawMessage, error) {
+	return encodeState(catalog.Stream{}, cursorState{}, nil)
+}
+
+// decodeState reads a stream's previous state. It accepts our own shape (with or without state_version) and the
+// Singer SDK's {"replication_key_value": ...} bookmark, and names the stream and field when the shape is wrong.
 func decodeState(s catalog.Stream, raw json.RawMessage) (cursorState, map[string]cursorState, error) {
-	if len(raw) == 0 || string(raw) == "null" || s.Cursor == nil {
+	if len(raw) == 0 || string(raw) == "null" {
 		return cursorState{}, nil, nil
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return cursorState{}, nil, configErrorf("state file: the state of stream %q is not a JSON object; remove it to resync the stream", s.Name)
+	}
+	if v, ok := m[versionKey]; ok {
+		var n int
+		if err := json.Unmarshal(v, &n); err != nil || n < 1 {
+			return cursorState{}, nil, configErrorf("state file: %s of stream %q must be a whole number from 1; remove the stream's state to resync it", versionKey, s.Name)
+		}
+		if n > stateVersion {
+			return cursorState{}, nil, configErrorf("state file: the state of stream %q was written by a newer source-klaviyo (%s %d; this release %s reads up to %d): run that release or a later one, or remove the stream's state to resync it", s.Name, versionKey, n, Version, stateVersion)
+		}
+	}
+	if s.Cursor == nil {
+		return cursorState{}, nil, nil
 	}
 	parseIDs := func(obj map[string]json.RawMessage, where string) ([]string, error) {
 		v, ok := obj[idsKey]

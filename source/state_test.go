@@ -103,8 +103,9 @@ func TestWindowFiltersUseTheOperatorsTheEndpointHas(t *testing.T) {
 
 func TestStateRoundTrip(t *testing.T) {
 	events, _ := catalog.Lookup("events")
-	raw := encodeState(events, cursorState{At: ts("2026-03-04T05:06:07Z"), IDs: []string{"a", "b"}}, nil)
-	require.JSONEq(t, `{"datetime":"2026-03-04T05:06:07Z","ids_at_cursor":["a","b"]}`, string(raw))
+	raw, err := encodeState(events, cursorState{At: ts("2026-03-04T05:06:07Z"), IDs: []string{"a", "b"}}, nil)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"datetime":"2026-03-04T05:06:07Z","ids_at_cursor":["a","b"],"state_version":1}`, string(raw))
 	c, _, err := decodeState(events, raw)
 	require.NoError(t, err)
 	require.Equal(t, cursorState{At: ts("2026-03-04T05:06:07Z"), IDs: []string{"a", "b"}}, c)
@@ -118,8 +119,9 @@ func TestStateRoundTrip(t *testing.T) {
 	require.Equal(t, cursorState{At: ts("2026-01-01T00:00:00Z")}, c)
 
 	members, _ := catalog.Lookup("list_memberships")
-	raw = encodeState(members, cursorState{}, map[string]cursorState{"L1": {At: ts("2026-01-02T00:00:00Z")}})
-	require.JSONEq(t, `{"parents":{"L1":{"joined_group_at":"2026-01-02T00:00:00Z"}}}`, string(raw))
+	raw, err = encodeState(members, cursorState{}, map[string]cursorState{"L1": {At: ts("2026-01-02T00:00:00Z")}})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"parents":{"L1":{"joined_group_at":"2026-01-02T00:00:00Z"}},"state_version":1}`, string(raw))
 	_, parents, err := decodeState(members, raw)
 	require.NoError(t, err)
 	require.Equal(t, cursorState{At: ts("2026-01-02T00:00:00Z")}, parents["L1"])
@@ -159,7 +161,12 @@ func TestParseConfig(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, DefaultBaseURL, c.BaseURL)
 	require.Equal(t, 32, c.MaxConcurrency)
-	require.True(t, c.WantSubscriptions())
+	require.True(t, c.Flag("profile_subscriptions"), "profile_subscriptions defaults to the SPEC's true")
+	require.False(t, c.Flag("profile_predictive_analytics"))
+	require.Empty(t, c.List("event_metric_ids"))
+	require.Equal(t, 1.0, c.RateLimitScale)
+	require.Equal(t, 600, c.MaxRetryWaitSeconds)
+	require.Equal(t, 60, c.RequestTimeoutSeconds)
 	require.Equal(t, ts("2024-01-02T03:04:05Z"), c.StartDate)
 
 	for _, tc := range []struct{ in, want string }{

@@ -1,0 +1,91 @@
+package source
+
+import (
+	"bytes"
+	"testing"
+
+	json "github.com/goccy/go-json"
+	"github.com/stretchr/testify/require"
+)
+
+func TestTopLevelString(t *testing.T) {
+	for _, tc := range []struct {
+		name, obj, key, want string
+		ok                   bool
+	}{
+		{"first member", `{"updated":"2026-01-02T00:00:00+00:00","x":1}`, "updated", "2026-01-02T00:00:00+00:00", true},
+		{"after nested values", `{"a":{"updated":"no","b":[1,{"c":"]}"}]},"s":"x\"y","n":-1.5e3,"t":true,"z":null,"updated":"yes"}`, "updated", "yes", true},
+		{"nested only", `{"a":{"updated":"no"}}`, "updated", "", false},
+		{"absent", `{"a":1}`, "updated", "", false},
+		{"empty object", `{}`, "updated", "", false},
+		{"not a string", `{"updated":null}`, "updated", "", false},
+		{"escaped value", `{"updated":"a\u0041\"b"}`, "updated", `aA"b`, true},
+		{"escaped key", `{"upd\u0061ted":"v"}`, "updated", "v", true},
+		{"white space", " {\n \"a\" : [ ] ,\t\"updated\" :\r\"v\" } ", "updated", "v", true},
+		{"not an object", `["updated","v"]`, "updated", "", false},
+		{"truncated", `{"a":"x`, "updated", "", false},
+		{"truncated value", `{"updated":"x`, "updated", "", false},
+		{"truncated nesting", `{"a":{"b":[`, "updated", "", false},
+		{"missing colon", `{"a" 1}`, "updated", "", false},
+		{"empty input", ``, "updated", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := topLevelString([]byte(tc.obj), tc.key)
+			require.Equal(t, tc.ok, ok)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// FuzzTopLevelString holds the scanner to the decoder: for any valid JSON object, it finds exactly the string the
+// decoder finds at the top level.
+func FuzzTopLevelString(f *testing.F) {
+	for _, s := range []string{`{"updated":"x"}`, `{"a":{"updated":"y"},"updated":"z"}`, `{"updated":1}`, `{"u\"pdated":"q"}`, `{}`} {
+		f.Add([]byte(s), "updated")
+	}
+	f.Fuzz(func(t *testing.T, obj []byte, key string) {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(obj, &m) != nil {
+			topLevelString(obj, key) // must not panic on anything
+			return
+		}
+		var want string
+		wantOK := false
+		if raw, ok := m[key]; ok && json.Unmarshal(raw, &want) == nil {
+			wantOK = true
+		}
+		if dupKeys(obj) {
+			return // the decoder keeps the last of duplicate keys, the scanner the first: both are valid readings
+		}
+		got, ok := topLevelString(obj, key)
+		require.Equal(t, wantOK, ok, "%s", obj)
+		if ok {
+			require.Equal(t, want, got)
+		}
+	})
+}
+
+// dupKeys reports whether a JSON object has a key twice at the top level.
+func dupKeys(obj []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if _, err := dec.Token(); err != nil {
+		return false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		k, _ := tok.(string)
+		if seen[k] {
+			return true
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return false
+		}
+	}
+	return false
+}

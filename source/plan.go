@@ -1,0 +1,261 @@
+package source
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/source-klaviyo/source-klaviyo/catalog"
+	"github.com/source-klaviyo/source-klaviyo/source/klaviyo"
+)
+
+// A sync is planned before it reads: from the config, the selection and the state, each stream gets a list of
+// tasks (windows of its cursor, its parents, its variants) and the exact request each starts with. Only two things
+// come from Klaviyo while planning, both through planSource so tests can answer them from a table: where a
+// windowed stream's data starts, and which parents a child stream fans out over.
+
+// planSource is what planning asks of Klaviyo.
+type planSource interface {
+	// probe reads the one-record page a probe request asks for, with the stream's fallbacks (reqs).
+	probe(ctx context.Context, reqs requestBuilder, req klaviyo.Request) (*klaviyo.Document, error)
+	// parentIDs lists every id of the named parent stream.
+	parentIDs(ctx context.Context, stream string) ([]string, error)
+}
+
+// planMode says how a stream's tasks are read and checkpointed.
+type planMode int
+
+const (
+	// readOnce reads each variant once without cursor bounds, then writes one state.
+	readOnce planMode = iota
+	// readWindows reads a collection in windows of its cursor, in parallel, all tracked by one tracker:
+	// incremental reads checkpoint the low-water mark as windows finish; a full refresh writes one state at the end.
+	readWindows
+	// readParents reads a child stream once per parent, each parent with its own cursor when incremental.
+	readParents
+)
+
+// streamPlan is what a sync does for one stream.
+type streamPlan struct {
+	stream catalog.Stream
+	mode   planMode
+	// incremental is set when the stream keeps a cursor in its state.
+	incremental bool
+	// prev is the collection's previous checkpoint; parents the previous checkpoint of each parent still present.
+	prev    cursorState
+	parents map[string]cursorState
+	// tasks are what workers take, in order: a window, or a parent with one read per variant.
+	tasks []task
+	// windows are every window of every task, for the tracker (readWindows).
+	windows []*window
+	reqs    requestBuilder
+}
+
+// task is one unit of work for a worker: reads done one after another.
+type task struct {
+	parentID string
+	reads    []read
+}
+
+// read is one query and its pages, starting at req.
+type read struct {
+	// window bounds the read's cursor; nil means no bounds.
+	window *window
+	req    klaviyo.Request
+	// object marks a single-resource GET, for which 404 means the parent has none.
+	object bool
+}
+
+// planner plans the streams of one sync.
+type planner struct {
+	cfg       Config
+	syncStart time.Time
+	src       planSource
+}
+
+// plan decodes a stream's previous state and decides its tasks.
+func (p planner) plan(ctx context.Context, sel catalog.Selection, sh *shaper, prevRaw json.RawMessage) (*streamPlan, error) {
+	s := sel.Stream
+	prev, prevParents, err := decodeState(s, prevRaw)
+	if err != nil {
+		return nil, err
+	}
+	sp := &streamPlan{stream: s, incremental: sel.Incremental && s.Cursor != nil,
+		reqs: newRequestBuilder(p.cfg, s, sh.sparseFields())}
+	if sp.incremental {
+		// A full refresh starts from nothing, whatever the state says (it is still decoded: a state the user must
+		// fix is said before anything is read).
+		sp.prev = prev
+	} else {
+		prevParents = nil
+	}
+	switch {
+	case s.Kind != catalog.Collection:
+		sp.mode = readParents
+		return sp, p.planParents(ctx, sp, sh, prevParents)
+	case sp.incremental:
+		sp.mode = readWindows
+		return sp, p.planWindows(ctx, sp, sh, p.lowerBound(prev.At), false)
+	case s.Cursor != nil && s.Cursor.Upper != "":
+		// A full refresh of a time-filterable stream still reads windows in parallel (a first sync of events is the
+		// longest read there is), and reads through the filter, so a stream whose rows only the filter selects
+		// (suppressed profiles) costs no more than an incremental read from the beginning.
+		sp.mode = readWindows
+		return sp, p.planWindows(ctx, sp, sh, p.cfg.StartDate, true)
+	}
+	sp.mode = readOnce
+	t := task{}
+	for _, v := range sp.reqs.variants {
+		t.reads = append(t.reads, read{req: sp.reqs.build("", v, nil)})
+	}
+	sp.tasks = []task{t}
+	return sp, nil
+}
+
+// lowerBound is where an incremental read starts: the later of the state and start_date.
+func (p planner) lowerBound(prev time.Time) time.Time {
+	if p.cfg.StartDate.After(prev) {
+		return p.cfg.StartDate
+	}
+	return prev
+}
+
+// planWindows splits [lo, syncStart) of every variant into windows worth reading in parallel. A full refresh
+// (open) leaves the last window unbounded above, so future-dated records are copied too at no extra request: a
+// full refresh costs what an incremental read from the same bound costs.
+func (p planner) planWindows(ctx context.Context, sp *streamPlan, sh *shaper, lo time.Time, open bool) error {
+	if open && lo.IsZero() {
+		// A window unbounded on both sides would send no cursor filter, and for some streams the filter is what
+		// selects the records (global_exclusions reads only profiles with a suppression in the window): reading
+		// from the beginning is reading from the Unix epoch.
+		lo = time.Unix(0, 0).UTC()
+	}
+	for _, v := range sp.reqs.variants {
+		ws, err := p.splitWindows(ctx, sp, sh, v, lo, open)
+		if err != nil {
+			return err
+		}
+		for _, w := range ws {
+			sp.tasks = append(sp.tasks, task{reads: []read{{window: w, req: sp.reqs.build("", v, w)}}})
+		}
+		sp.windows = append(sp.windows, ws...)
+	}
+	return nil
+}
+
+// splitWindows splits [lo, syncStart) of one variant, or [lo, ∞) when open. It first asks for the earliest
+// record (one request of one record), so an account whose data starts last year is not split across a decade of
+// empty windows, and a stream with nothing new costs one request.
+func (p planner) splitWindows(ctx context.Context, sp *streamPlan, sh *shaper, variant string, lo time.Time, open bool) ([]*window, error) {
+	c := sp.stream.Cursor
+	sorted := c.Sort != "" && !sh.rules.perRowCursor
+	hi := p.syncStart
+	if !open && !lo.IsZero() && !lo.Before(hi) {
+		// A state at or past the sync start (an abnormal, future state) leaves nothing to read: a cursor we write
+		// never passes a sync's start, so there can be no record we owe.
+		return nil, nil
+	}
+	end := hi // the upper bound of the last window
+	if open {
+		end = time.Time{}
+	}
+	if c.Upper == "" {
+		// No upper-bound operator: one window from lo, unbounded above.
+		return []*window{{variant: variant, lo: lo, sorted: sorted}}, nil
+	}
+	first := lo
+	if c.Sort != "" {
+		doc, err := p.src.probe(ctx, sp.reqs, sp.reqs.probe(variant, &window{variant: variant, lo: lo, hi: end, sorted: true}))
+		if err != nil {
+			return nil, err
+		}
+		if len(doc.Data) == 0 {
+			return nil, nil
+		}
+		t, ok := sh.cursorOf(doc.Data[0], lo)
+		if !ok {
+			return []*window{{variant: variant, lo: lo, hi: end, sorted: sorted}}, nil
+		}
+		first = t
+	}
+	if first.IsZero() || !first.Before(hi) {
+		return []*window{{variant: variant, lo: lo, hi: end, sorted: sorted}}, nil
+	}
+	n := windowCount(sp.stream, hi.Sub(first))
+	span := hi.Sub(first) / time.Duration(n)
+	ws := make([]*window, 0, n)
+	start := first
+	for i := 0; i < n; i++ {
+		until := first.Add(span * time.Duration(i+1)).Truncate(time.Second)
+		if i == n-1 || !until.Before(hi) {
+			until = hi
+		}
+		if !until.After(start) {
+			continue
+		}
+		ws = append(ws, &window{variant: variant, lo: start, hi: until, sorted: sorted})
+		start = until
+		if !start.Before(hi) {
+			break
+		}
+	}
+	// The first window starts at the requested bound, not at the probe's answer: it costs nothing when nothing is
+	// there, and covers a record written below the probe's answer while the sync runs (a backfill).
+	ws[0].lo = lo
+	ws[len(ws)-1].hi = end
+	return ws, nil
+}
+
+// windowCount sizes the split so each window is worth a share of the endpoint's budget: enough windows to keep
+// the budget busy through request latency, never windows shorter than an hour.
+func windowCount(s catalog.Stream, span time.Duration) int {
+	n := min(max(s.Rate.Burst/10, 2), 32)
+	return max(min(n, int(span/time.Hour)), 1)
+}
+
+// planParents gives a child stream one task per parent: a read per variant, bounded below by the parent's own
+// cursor when incremental (a parent already read up to the sync start has no task), or the parent's single
+// resource for PerParentObject streams.
+func (p planner) planParents(ctx context.Context, sp *streamPlan, sh *shaper, prevParents map[string]cursorState) error {
+	s := sp.stream
+	ids, err := p.src.parentIDs(ctx, s.Parent)
+	if err != nil {
+		return fmt.Errorf("listing the parents (%s) of stream %s: %w", s.Parent, s.Name, err)
+	}
+	sp.parents = map[string]cursorState{}
+	for _, id := range ids {
+		if c, ok := prevParents[id]; ok {
+			sp.parents[id] = c
+		}
+	}
+	for _, id := range ids {
+		t := task{parentID: id}
+		switch {
+		case s.Kind == catalog.PerParentObject:
+			t.reads = []read{{req: sp.reqs.build(id, "", nil), object: true}}
+		case !sp.incremental:
+			for _, v := range sp.reqs.variants {
+				t.reads = append(t.reads, read{req: sp.reqs.build(id, v, nil)})
+			}
+		default:
+			lo := p.lowerBound(sp.parents[id].At)
+			if !lo.IsZero() && !lo.Before(p.syncStart) {
+				continue
+			}
+			for _, v := range sp.reqs.variants {
+				w := &window{variant: v, lo: lo, hi: p.syncStart, sorted: s.Cursor.Sort != "" && !sh.rules.perRowCursor}
+				t.reads = append(t.reads, read{window: w, req: sp.reqs.build(id, v, w)})
+			}
+		}
+		sp.tasks = append(sp.tasks, t)
+	}
+	return nil
+}
+
+// workers is how many goroutines read a stream's tasks at once; the client's concurrency cap and the endpoint
+// budgets decide the real pace, this only keeps idle goroutines bounded.
+func (p planner) workers(tasks int) int {
+	return max(min(p.cfg.MaxConcurrency, tasks), 1)
+}
