@@ -16,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/protocol"
 )
 
 // singerCatalog is the part of the tap's --discover output these tests use.
@@ -92,10 +94,10 @@ func pipe(t *testing.T, dir string, tapArgs []string, target string, targetArgs 
 	}
 	require.NotContains(t, p.tap.combined(), testKey, "the tap printed the API key")
 	require.NotContains(t, p.target.combined(), testKey, "the target printed the API key")
-	for _, m := range jsonLines(t, p.tap.stdout) {
-		if m["type"] == "RECORD" {
-			p.sent[m["stream"].(string)]++
-		}
+	msgs, err := protocol.ParseSingerOutput(p.tap.stdout)
+	require.NoError(t, err, "the tap's output")
+	for name, recs := range msgs.RecordsByStream() {
+		p.sent[name] = len(recs)
 	}
 	return p
 }
