@@ -262,13 +262,13 @@ type SingerCatalog struct {
 // SingerCatalogStream is one stream of a Singer catalog. Metadata stays raw: its breadcrumbs are for the tap and
 // the orchestrator, and a test that reads them decodes what it needs.
 type SingerCatalogStream struct {
-	TapStreamID       string          `json:"tap_stream_id"`
-	Stream            string          `json:"stream"`
-	Schema            json.RawMessage `json:"schema"`
-	KeyProperties     []string        `json:"key_properties"`
-	ReplicationKey    string          `json:"replication_key"`
-	ReplicationMethod string          `json:"replication_method"`
-	Metadata          json.RawMessage `json:"metadata"`
+	TapStreamID       string
+	Stream            string
+	Schema            json.RawMessage
+	KeyProperties     []string
+	ReplicationKey    string // "" when the stream has none
+	ReplicationMethod string
+	Metadata          json.RawMessage
 }
 
 // ParseSingerCatalog parses a tap's --discover output and checks what Singer targets and orchestrators rely on,
@@ -304,12 +304,22 @@ func ParseSingerCatalog(stdout []byte) (*SingerCatalog, error) {
 }
 
 func parseSingerCatalogStream(raw json.RawMessage) (SingerCatalogStream, error) {
-	var s SingerCatalogStream
-	var keys struct {
-		KeyProperties *[]string `json:"key_properties"`
+	// The wire shape, where a pointer tells absent key_properties from empty ones.
+	var w struct {
+		TapStreamID       string          `json:"tap_stream_id"`
+		Stream            string          `json:"stream"`
+		Schema            json.RawMessage `json:"schema"`
+		KeyProperties     *[]string       `json:"key_properties"`
+		ReplicationKey    string          `json:"replication_key"`
+		ReplicationMethod string          `json:"replication_method"`
+		Metadata          json.RawMessage `json:"metadata"`
 	}
-	if !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) || json.Unmarshal(raw, &s) != nil || json.Unmarshal(raw, &keys) != nil {
-		return s, fmt.Errorf("not a stream object: %s", excerpt(raw))
+	if !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) || json.Unmarshal(raw, &w) != nil {
+		return SingerCatalogStream{}, fmt.Errorf("not a stream object: %s", excerpt(raw))
+	}
+	s := SingerCatalogStream{
+		TapStreamID: w.TapStreamID, Stream: w.Stream, Schema: w.Schema, ReplicationKey: w.ReplicationKey,
+		ReplicationMethod: w.ReplicationMethod, Metadata: w.Metadata,
 	}
 	if s.TapStreamID == "" {
 		return s, fmt.Errorf("a stream without tap_stream_id")
@@ -318,9 +328,10 @@ func parseSingerCatalogStream(raw json.RawMessage) (SingerCatalogStream, error) 
 	if !ok {
 		return s, fmt.Errorf("stream %q has no schema object", s.TapStreamID)
 	}
-	if keys.KeyProperties == nil {
+	if w.KeyProperties == nil {
 		return s, fmt.Errorf("stream %q has no key_properties (required, even if empty)", s.TapStreamID)
 	}
+	s.KeyProperties = *w.KeyProperties
 	if k, ok := missingProperty(props, s.KeyProperties...); ok {
 		return s, fmt.Errorf("stream %q names key property %q, which is not a property of its schema", s.TapStreamID, k)
 	}
