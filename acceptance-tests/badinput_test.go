@@ -1,7 +1,6 @@
 package acceptance_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"net"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/protocol"
 	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/sandbox"
 	"github.com/source-klaviyo/source-klaviyo/catalog"
 )
@@ -51,11 +51,11 @@ func requireAirbyteFailure(t *testing.T, r run, failure string, want []string) {
 	requireNoCrash(t, r)
 	require.Equal(t, 1, r.code, "exit code; output:\n%s", r.stdout)
 	o := parseAirbyte(t, r.stdout)
-	require.Len(t, o.errors, 1, "want exactly one error trace, got %v", o.errors)
-	ft, msg, _ := strings.Cut(o.errors[0], ": ")
-	require.Equal(t, failure, ft, msg)
-	requireOneSentence(t, msg, want)
-	require.Empty(t, o.records)
+	errs := o.Errors()
+	require.Len(t, errs, 1, "want exactly one error trace, got %v", errs)
+	require.Equal(t, failure, errs[0].FailureType, errs[0].Message)
+	requireOneSentence(t, errs[0].Message, want)
+	require.Empty(t, o.OfType("RECORD"))
 }
 
 // requireCheckFailed: exit 0 and one CONNECTION_STATUS FAILED whose message names want.
@@ -64,8 +64,8 @@ func requireCheckFailed(t *testing.T, r run, want []string) {
 	requireNoCrash(t, r)
 	require.Equal(t, 0, r.code, "check exits 0 on a config the user must fix; output:\n%s", r.stdout)
 	o := parseAirbyte(t, r.stdout)
-	require.Len(t, o.msgs, 1, "check prints exactly one message:\n%s", r.stdout)
-	cs := o.msgs[0].ConnectionStatus
+	require.Len(t, o, 1, "check prints exactly one message:\n%s", r.stdout)
+	cs := o[0].ConnectionStatus
 	require.NotNil(t, cs, "%s", r.stdout)
 	require.Equal(t, "FAILED", cs.Status)
 	requireOneSentence(t, cs.Message, want)
@@ -248,15 +248,15 @@ func TestBadState(t *testing.T) {
 				}
 			}
 			requireStatuses(t, o, others, "COMPLETE")
-			st := o.status[tc.stream]
+			st := o.StreamStatuses(tc.stream)
 			require.Equal(t, "INCOMPLETE", st[len(st)-1])
-			require.Empty(t, o.records[tc.stream])
-			require.NotEmpty(t, o.errors)
-			ft, msg, _ := strings.Cut(o.errors[0], ": ")
-			require.Equal(t, "config_error", ft, msg)
-			requireOneSentence(t, msg, append([]string{"state file"}, tc.want...))
-			for _, e := range o.errors {
-				require.NotContains(t, e, "\n")
+			require.Empty(t, o.Rows(tc.stream))
+			errs := o.Errors()
+			require.NotEmpty(t, errs)
+			require.Equal(t, "config_error", errs[0].FailureType, errs[0].Message)
+			requireOneSentence(t, errs[0].Message, append([]string{"state file"}, tc.want...))
+			for _, e := range errs {
+				require.NotContains(t, e.String(), "\n")
 			}
 		})
 	}
@@ -273,7 +273,7 @@ func TestStateInOtherShapes(t *testing.T) {
 	full := runBin(t, "read", "--config", cfg, "--catalog", cat)
 	require.Equal(t, 0, full.code)
 	fo := parseAirbyte(t, full.stdout)
-	all := fo.records["events"]
+	all := fo.Rows("events")
 	require.NotEmpty(t, all)
 	// The cursor of the middle event: a state there must bring roughly the later half, none older than it.
 	times := make([]time.Time, 0, len(all))
@@ -302,9 +302,9 @@ func TestStateInOtherShapes(t *testing.T) {
 			require.Equal(t, 0, r.code, "%s", tail(r.stdout))
 			o := parseAirbyte(t, r.stdout)
 			requireStatuses(t, o, []string{"events", "metrics"}, "COMPLETE")
-			require.NotContains(t, o.states, "flows", "a state for a stream not in the catalog was written back")
-			requireResumedFrom(t, events, mid, all, o.records["events"])
-			require.Len(t, o.records["metrics"], len(fo.records["metrics"]))
+			require.Empty(t, o.StatesOf("flows"), "a state for a stream not in the catalog was written back")
+			requireResumedFrom(t, events, mid, all, o.Rows("events"))
+			require.Len(t, o.Rows("metrics"), len(fo.Rows("metrics")))
 		})
 	}
 
@@ -314,24 +314,15 @@ func TestStateInOtherShapes(t *testing.T) {
 		r := runBin(t, "--config", cfg, "--catalog", singerCat, "--state", writeJSON(t, "state.json", state))
 		requireNoCrash(t, r)
 		require.Equal(t, 0, r.code, "stderr:\n%s", r.stderr)
+		so, err := protocol.ParseSingerOutput(r.stdout)
+		require.NoError(t, err)
 		var rows []map[string]any
-		var lastState json.RawMessage
-		for _, line := range bytes.Split(bytes.TrimSpace(r.stdout), []byte("\n")) {
-			var m struct {
-				Type   string          `json:"type"`
-				Stream string          `json:"stream"`
-				Record map[string]any  `json:"record"`
-				Value  json.RawMessage `json:"value"`
-			}
-			require.NoError(t, json.Unmarshal(line, &m), "%s", line)
-			switch {
-			case m.Type == "RECORD" && m.Stream == "events":
-				rows = append(rows, m.Record)
-			case m.Type == "STATE":
-				lastState = m.Value
-			}
+		for _, rec := range so.Records("events") {
+			rows = append(rows, rec.Record)
 		}
 		requireResumedFrom(t, events, mid, all, rows)
+		lastState := so.LastState()
+		require.NotNil(t, lastState, "the Singer sync wrote no STATE")
 		var st struct {
 			Bookmarks map[string]map[string]any `json:"bookmarks"`
 		}
@@ -379,17 +370,17 @@ func TestKeyWithoutScopes(t *testing.T) {
 	requireNoCrash(t, r)
 	require.Equal(t, 1, r.code)
 	o := parseAirbyte(t, r.stdout)
-	require.Empty(t, o.records)
+	require.Empty(t, o.OfType("RECORD"))
 	for _, n := range names {
-		st := o.status[n]
+		st := o.StreamStatuses(n)
 		require.Equal(t, "INCOMPLETE", st[len(st)-1], "stream %s", n)
 	}
-	joined := strings.Join(o.errors, "\n")
+	joined := errorLines(o)
 	for _, scope := range []string{"metrics:read", "lists:read", "events:read"} {
 		require.Contains(t, joined, scope)
 	}
-	for _, e := range o.errors {
-		require.True(t, strings.HasPrefix(e, "config_error: "), e)
+	for _, e := range o.Errors() {
+		require.Equal(t, "config_error", e.FailureType, e.Message)
 	}
 }
 
@@ -417,12 +408,12 @@ func TestRefusedConnection(t *testing.T) {
 	requireNoCrash(t, r)
 	require.Equal(t, 1, r.code)
 	o := parseAirbyte(t, r.stdout)
-	st := o.status["metrics"]
+	st := o.StreamStatuses("metrics")
 	require.Equal(t, "INCOMPLETE", st[len(st)-1])
-	require.NotEmpty(t, o.errors)
-	ft, msg, _ := strings.Cut(o.errors[0], ": ")
-	require.Equal(t, "transient_error", ft, msg)
-	requireOneSentence(t, msg, []string{"metrics", "/api/metrics"})
+	errs := o.Errors()
+	require.NotEmpty(t, errs)
+	require.Equal(t, "transient_error", errs[0].FailureType, errs[0].Message)
+	requireOneSentence(t, errs[0].Message, []string{"metrics", "/api/metrics"})
 }
 
 // TestMissingStateFileMeansNoState documents a choice: a --state path that does not exist is read as "no state"

@@ -22,6 +22,7 @@ import (
 	"github.com/xeipuuv/gojsonschema"
 	"gopkg.in/yaml.v3"
 
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/protocol"
 	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/sandbox"
 	"github.com/source-klaviyo/source-klaviyo/catalog"
 )
@@ -289,9 +290,10 @@ func (r catRunner) spec(t *testing.T, tc catSpecTest) {
 	res := runBin(t, "spec")
 	require.Equal(t, 0, res.code, "%s", res.stderr)
 	o := parseAirbyte(t, res.stdout)
-	require.Len(t, o.msgs, 1, "spec prints exactly one message")
-	got := o.msgs[0].Spec
-	require.NotEmpty(t, got)
+	require.Len(t, o, 1, "spec prints exactly one message")
+	spec := o[0].Spec
+	require.NotNil(t, spec, "spec prints a SPEC")
+	got := spec.Raw
 	if *update {
 		var v any
 		require.NoError(t, json.Unmarshal(got, &v))
@@ -301,10 +303,6 @@ func (r catRunner) spec(t *testing.T, tc catSpecTest) {
 	require.NoError(t, err)
 	require.JSONEq(t, string(want), string(got), "SPEC differs from %s; if intended, run with -update", tc.SpecPath)
 
-	var spec struct {
-		ConnectionSpecification json.RawMessage `json:"connectionSpecification"`
-	}
-	require.NoError(t, json.Unmarshal(got, &spec))
 	var root specNode
 	require.NoError(t, json.Unmarshal(spec.ConnectionSpecification, &root))
 	require.Equal(t, true, root.AdditionalProperties, "connectionSpecification must allow additional properties")
@@ -375,42 +373,27 @@ func (r catRunner) connection(t *testing.T, tc catConnectionTest) {
 	case "succeed", "failed":
 		want := map[string]string{"succeed": "SUCCEEDED", "failed": "FAILED"}[tc.Status]
 		require.Equal(t, 0, res.code, "check reports a status, it does not crash: %s", res.stdout)
-		require.Len(t, o.msgs, 1, "check prints exactly one CONNECTION_STATUS")
-		cs := o.msgs[0].ConnectionStatus
+		require.Len(t, o, 1, "check prints exactly one CONNECTION_STATUS")
+		cs := o[0].ConnectionStatus
 		require.NotNil(t, cs)
 		require.Equal(t, want, cs.Status, cs.Message)
 	case "exception":
 		require.NotEqual(t, 0, res.code)
-		require.NotEmpty(t, o.errors, "a failing check must say why in a TRACE error")
+		require.NotEmpty(t, o.Errors(), "a failing check must say why in a TRACE error")
 	default:
 		require.Failf(t, "unknown connection status", "%q (want succeed, failed or exception)", tc.Status)
 	}
 }
 
-// discoveredStream is the part of an AirbyteStream the discovery checks read.
-type discoveredStream struct {
-	Name                    string          `json:"name"`
-	JSONSchema              json.RawMessage `json:"json_schema"`
-	SupportedSyncModes      []string        `json:"supported_sync_modes"`
-	SourceDefinedCursor     bool            `json:"source_defined_cursor"`
-	DefaultCursorField      []string        `json:"default_cursor_field"`
-	SourceDefinedPrimaryKey [][]string      `json:"source_defined_primary_key"`
-}
-
-// discover runs discover and returns the catalog's streams, raw and decoded.
-func discover(t *testing.T, cfg string) ([]json.RawMessage, []discoveredStream) {
+// discover runs discover and returns the catalog's streams.
+func discover(t *testing.T, cfg string) []protocol.CatalogStream {
 	t.Helper()
 	res := runBin(t, "discover", "--config", cfg)
 	require.Equal(t, 0, res.code, "discover failed: %s", res.stdout)
 	o := parseAirbyte(t, res.stdout)
-	require.Len(t, o.msgs, 1, "discover prints exactly one CATALOG")
-	require.NotNil(t, o.msgs[0].Catalog)
-	raws := o.msgs[0].Catalog.Streams
-	out := make([]discoveredStream, len(raws))
-	for i, raw := range raws {
-		require.NoError(t, json.Unmarshal(raw, &out[i]))
-	}
-	return raws, out
+	require.Len(t, o, 1, "discover prints exactly one CATALOG")
+	require.NotNil(t, o[0].Catalog)
+	return o[0].Catalog.Streams
 }
 
 // schemaNode is the part of a JSON Schema the key and cursor checks walk.
@@ -451,7 +434,7 @@ func (n schemaNode) types() []string {
 }
 
 func (r catRunner) discovery(t *testing.T, tc catDiscoveryTest) {
-	_, streams := discover(t, r.config(t, tc.ConfigPath))
+	streams := discover(t, r.config(t, tc.ConfigPath))
 	require.NotEmpty(t, streams)
 	seen := map[string]bool{}
 	for _, s := range streams {
@@ -486,7 +469,7 @@ func (r catRunner) discovery(t *testing.T, tc catDiscoveryTest) {
 
 		// test_defined_cursors_exist_in_schema.
 		if contains(s.SupportedSyncModes, "incremental") {
-			require.True(t, s.SourceDefinedCursor, "stream %s is incremental without a source-defined cursor", s.Name)
+			require.True(t, s.SourceDefinedCursor != nil && *s.SourceDefinedCursor, "stream %s is incremental without a source-defined cursor", s.Name)
 			require.NotEmpty(t, s.DefaultCursorField, "stream %s is incremental without a default cursor", s.Name)
 		}
 		if len(s.DefaultCursorField) > 0 {
@@ -509,15 +492,15 @@ type configuredStream struct {
 // so a schema change cannot leave the file describing streams that no longer exist in that form.
 func (r catRunner) loadConfiguredCatalog(t *testing.T, cfg, path string) []configuredStream {
 	t.Helper()
-	raws, streams := discover(t, cfg)
+	streams := discover(t, cfg)
 	if *update {
 		var out []map[string]any
-		for i, s := range streams {
+		for _, s := range streams {
 			mode := "full_refresh"
 			if contains(s.SupportedSyncModes, "incremental") {
 				mode = "incremental"
 			}
-			out = append(out, map[string]any{"stream": raws[i], "sync_mode": mode, "destination_sync_mode": "append"})
+			out = append(out, map[string]any{"stream": s.Raw, "sync_mode": mode, "destination_sync_mode": "append"})
 		}
 		writeIndented(t, path, map[string]any{"streams": out})
 	}
@@ -539,7 +522,7 @@ func (r catRunner) loadConfiguredCatalog(t *testing.T, cfg, path string) []confi
 		cs.name = head.Name
 		j, ok := byName[cs.name]
 		require.True(t, ok, "%s: stream %s is not discovered", path, cs.name)
-		require.JSONEq(t, string(raws[j]), string(cs.Stream), "%s: stream %s differs from discover; run with -update", path, cs.name)
+		require.JSONEq(t, string(streams[j].Raw), string(cs.Stream), "%s: stream %s differs from discover; run with -update", path, cs.name)
 		require.Contains(t, streams[j].SupportedSyncModes, cs.SyncMode, "%s: stream %s", path, cs.name)
 	}
 	require.Len(t, cat.Streams, len(streams), "%s should list every discovered stream", path)
@@ -563,12 +546,12 @@ func writeCatalog(t *testing.T, streams []configuredStream, mode func(configured
 }
 
 // readOK runs a read and requires a clean exit with no error traces.
-func readOK(t *testing.T, args ...string) output {
+func readOK(t *testing.T, args ...string) protocol.Messages {
 	t.Helper()
 	res := runBin(t, append([]string{"read"}, args...)...)
 	require.Equal(t, 0, res.code, "read failed:\n%s", tail(res.stdout))
 	o := parseAirbyte(t, res.stdout)
-	require.Empty(t, o.errors)
+	require.Empty(t, o.Errors())
 	return o
 }
 
@@ -590,17 +573,17 @@ func (r catRunner) basicRead(t *testing.T, tc catBasicReadTest) {
 	}
 	o := readOK(t, "--config", cfg, "--catalog", catPath)
 
-	for stream := range o.records {
+	for stream := range o.RecordsByStream() {
 		require.Contains(t, configured, stream, "records for a stream that was not configured")
 	}
 	if boolOr(tc.ValidateSchema, true) {
 		requireRecordsValid(t, o)
 	}
 	if boolOr(tc.FailOnExtraColumns, true) {
-		for stream, recs := range o.records {
+		for stream, recs := range o.RecordsByStream() {
 			props := schemaProps(t, stream)
 			for _, rec := range recs {
-				for k := range rec {
+				for k := range rec.Data {
 					require.True(t, props[k], "stream %s: column %s is not in the schema", stream, k)
 				}
 			}
@@ -609,7 +592,7 @@ func (r catRunner) basicRead(t *testing.T, tc catBasicReadTest) {
 	if boolOr(tc.ValidateStateMessages, true) {
 		requireStateCounts(t, o)
 		for _, s := range configured {
-			require.NotEmpty(t, o.states[s], "stream %s emitted no state", s)
+			require.NotEmpty(t, o.StatesOf(s), "stream %s emitted no state", s)
 		}
 	}
 	if boolOr(tc.ValidateStreamStatuses, false) {
@@ -625,9 +608,9 @@ func (r catRunner) basicRead(t *testing.T, tc catBasicReadTest) {
 	}
 	for _, s := range configured {
 		if empty[s] {
-			require.Zero(t, len(o.records[s]), "stream %s is declared empty but has records", s)
+			require.Zero(t, len(o.Records(s)), "stream %s is declared empty but has records", s)
 		} else {
-			require.NotEmpty(t, o.records[s], "stream %s has no records; add it to empty_streams with a bypass_reason, or give the sandbox data for it", s)
+			require.NotEmpty(t, o.Records(s), "stream %s has no records; add it to empty_streams with a bypass_reason, or give the sandbox data for it", s)
 		}
 	}
 
@@ -687,20 +670,18 @@ func canonical(t *testing.T, raw json.RawMessage) string {
 // writeExpectedRecords keeps, per stream in catalog order, every record of a small stream and the first few by
 // primary key of a big one. emitted_at is the sandbox clock, not the read's time, so regenerating an unchanged
 // account rewrites the same bytes (CAT ignores emitted_at when it compares).
-func writeExpectedRecords(t *testing.T, path string, o output) {
+func writeExpectedRecords(t *testing.T, path string, o protocol.Messages) {
 	t.Helper()
 	var buf bytes.Buffer
 	for _, s := range catalog.Streams() {
-		rows := o.raw[s.Name]
+		recs := o.Records(s.Name)
 		type keyed struct {
 			pk   string
 			data string
 		}
-		ks := make([]keyed, 0, len(rows))
-		for _, raw := range rows {
-			var row map[string]any
-			require.NoError(t, json.Unmarshal(raw, &row))
-			ks = append(ks, keyed{pkOf(s, row), canonical(t, raw)})
+		ks := make([]keyed, 0, len(recs))
+		for _, rec := range recs {
+			ks = append(ks, keyed{pkOf(s, rec.Data), canonical(t, rec.RawData)})
 		}
 		sort.Slice(ks, func(i, j int) bool {
 			if ks[i].pk != ks[j].pk {
@@ -724,7 +705,7 @@ func writeExpectedRecords(t *testing.T, path string, o output) {
 // requireExpectedRecords applies CAT's expect_records semantics: every expected record is in the output of its
 // stream (data equal, or a subset of the fields with extra_fields), in the same relative order with exact_order,
 // and with extra_records: false nothing else is.
-func requireExpectedRecords(t *testing.T, er *catExpectRecords, want []expectedRecord, o output, configured []string) {
+func requireExpectedRecords(t *testing.T, er *catExpectRecords, want []expectedRecord, o protocol.Messages, configured []string) {
 	t.Helper()
 	byStream := map[string][]expectedRecord{}
 	var order []string
@@ -737,11 +718,11 @@ func requireExpectedRecords(t *testing.T, er *catExpectRecords, want []expectedR
 	}
 	for _, stream := range order {
 		exp := byStream[stream]
-		got := o.raw[stream]
+		got := o.Records(stream)
 		gotData := make([]map[string]any, len(got))
 		gotCanon := make([]string, len(got))
-		for i, raw := range got {
-			gotCanon[i] = canonical(t, raw)
+		for i, rec := range got {
+			gotCanon[i] = canonical(t, rec.RawData)
 			require.NoError(t, json.Unmarshal([]byte(gotCanon[i]), &gotData[i]))
 		}
 		used := make([]bool, len(got))
@@ -800,8 +781,8 @@ func (r catRunner) fullRefresh(t *testing.T, tc catFullRefreshTest) {
 	second := readOK(t, "--config", cfg, "--catalog", cat)
 	total := 0
 	for _, s := range names {
-		a := canonicalAll(t, first.raw[s])
-		b := canonicalAll(t, second.raw[s])
+		a := canonicalAll(t, first.Records(s))
+		b := canonicalAll(t, second.Records(s))
 		require.Equal(t, a, b, "stream %s: two full refreshes of an unchanged account differ", s)
 		total += len(a)
 	}
@@ -809,10 +790,10 @@ func (r catRunner) fullRefresh(t *testing.T, tc catFullRefreshTest) {
 }
 
 // canonicalAll renders records canonically and sorts them, for comparing record sets.
-func canonicalAll(t *testing.T, raws []json.RawMessage) []string {
-	out := make([]string, len(raws))
-	for i, raw := range raws {
-		out[i] = canonical(t, raw)
+func canonicalAll(t *testing.T, recs []protocol.Record) []string {
+	out := make([]string, len(recs))
+	for i, rec := range recs {
+		out[i] = canonical(t, rec.RawData)
 	}
 	sort.Strings(out)
 	return out
@@ -831,25 +812,25 @@ func (r catRunner) incremental(t *testing.T, tc catIncrementalTest) {
 	t.Run("two_sequential_reads", func(t *testing.T) {
 		first := readOK(t, "--config", cfg, "--catalog", cat)
 		requireStatuses(t, first, names, "COMPLETE")
-		second := readOK(t, "--config", cfg, "--catalog", cat, "--state", first.stateFile(t))
+		second := readOK(t, "--config", cfg, "--catalog", cat, "--state", stateFile(t, first))
 		requireStatuses(t, second, names, "COMPLETE")
 		requireRecordsValid(t, second)
 		total1, total2 := 0, 0
 		for _, name := range names {
-			total1 += len(first.records[name])
-			total2 += len(second.records[name])
+			total1 += len(first.Records(name))
+			total2 += len(second.Records(name))
 			s, ok := catalog.Lookup(name)
 			require.True(t, ok)
-			prev := first.lastState(name)
+			prev := first.LastStreamState(name)
 			require.NotNil(t, prev, "stream %s emitted no state", name)
-			for _, row := range second.records[name] {
+			for _, row := range second.Rows(name) {
 				parent, _ := row[s.ParentKey].(string)
 				if from, ok := stateCursor(t, s, prev, parent); ok {
 					require.False(t, cursorOf(t, s, row).Before(from), "stream %s: the second read went behind the state %s: %v", name, prev, row)
 				}
 			}
 			// The second read's state never goes behind the first's.
-			next := second.lastState(name)
+			next := second.LastStreamState(name)
 			require.NotNil(t, next, "stream %s emitted no state on the second read", name)
 			for _, parent := range stateParents(t, s, prev) {
 				from, _ := stateCursor(t, s, prev, parent)
@@ -890,8 +871,8 @@ func (r catRunner) futureState(t *testing.T, cfg, cat string, names []string, pa
 	}
 	o := readOK(t, "--config", cfg, "--catalog", cat, "--state", path)
 	for _, n := range names {
-		require.Zero(t, len(o.records[n]), "stream %s read records despite a future state", n)
-		require.NotEmpty(t, o.states[n], "stream %s emitted no state", n)
+		require.Zero(t, len(o.Records(n)), "stream %s read records despite a future state", n)
+		require.NotEmpty(t, o.StatesOf(n), "stream %s emitted no state", n)
 	}
 	requireStatuses(t, o, names, "COMPLETE")
 }

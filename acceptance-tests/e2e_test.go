@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/protocol"
 	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/sandbox"
 	"github.com/source-klaviyo/source-klaviyo/catalog"
 	"github.com/source-klaviyo/source-klaviyo/source"
@@ -35,14 +36,11 @@ func golden(t *testing.T, name string, got []byte) {
 	require.Equal(t, string(want), string(got), "output differs from %s; if intended, run with -update", path)
 }
 
-// indentMessage pretty-prints the payload of the one message of a command, for a readable golden file.
-func indentMessage(t *testing.T, stdout []byte, field string) []byte {
-	lines := bytes.Split(bytes.TrimSpace(stdout), []byte("\n"))
-	require.Len(t, lines, 1, "expected exactly one message, got:\n%s", stdout)
-	var m map[string]json.RawMessage
-	require.NoError(t, json.Unmarshal(lines[0], &m))
+// indented pretty-prints a message's payload, as printed, for a readable golden file.
+func indented(t *testing.T, payload json.RawMessage) []byte {
+	t.Helper()
 	var buf bytes.Buffer
-	require.NoError(t, json.Indent(&buf, m[field], "", "  "))
+	require.NoError(t, json.Indent(&buf, payload, "", "  "))
 	buf.WriteByte('\n')
 	return buf.Bytes()
 }
@@ -50,8 +48,10 @@ func indentMessage(t *testing.T, stdout []byte, field string) []byte {
 func TestSpecGolden(t *testing.T) {
 	r := runBin(t, "spec")
 	require.Equal(t, 0, r.code, "%s", r.stderr)
-	parseAirbyte(t, r.stdout)
-	golden(t, "spec.golden.json", indentMessage(t, r.stdout, "spec"))
+	o := parseAirbyte(t, r.stdout)
+	require.Len(t, o, 1, "expected exactly one message, got:\n%s", r.stdout)
+	require.NotNil(t, o[0].Spec, "%s", r.stdout)
+	golden(t, "spec.golden.json", indented(t, o[0].Spec.Raw))
 	assert.Contains(t, string(r.stdout), source.Version)
 }
 
@@ -60,17 +60,14 @@ func TestDiscoverGoldenListsEveryStream(t *testing.T) {
 	r := runBin(t, "discover", "--config", configFor(t, srv, nil))
 	require.Equal(t, 0, r.code, "%s", r.stdout)
 	o := parseAirbyte(t, r.stdout)
-	require.Len(t, o.msgs, 1)
+	require.Len(t, o, 1, "expected exactly one message, got:\n%s", r.stdout)
+	require.NotNil(t, o[0].Catalog, "%s", r.stdout)
 	var names []string
-	for _, raw := range o.msgs[0].Catalog.Streams {
-		var s struct {
-			Name string `json:"name"`
-		}
-		require.NoError(t, json.Unmarshal(raw, &s))
+	for _, s := range o[0].Catalog.Streams {
 		names = append(names, s.Name)
 	}
 	require.ElementsMatch(t, allStreamNames(), names)
-	golden(t, "discover.golden.json", indentMessage(t, r.stdout, "catalog"))
+	golden(t, "discover.golden.json", indented(t, o[0].Catalog.Raw))
 }
 
 func TestVersionFlag(t *testing.T) {
@@ -100,8 +97,8 @@ func TestCheck(t *testing.T) {
 			r := runBin(t, "check", "--config", cfg)
 			require.Equal(t, 0, r.code, "%s", r.stdout)
 			o := parseAirbyte(t, r.stdout)
-			require.Len(t, o.msgs, 1, "check prints exactly one CONNECTION_STATUS")
-			cs := o.msgs[0].ConnectionStatus
+			require.Len(t, o, 1, "check prints exactly one CONNECTION_STATUS")
+			cs := o[0].ConnectionStatus
 			require.NotNil(t, cs)
 			require.Equal(t, tc.status, cs.Status, cs.Message)
 			for _, c := range tc.contains {
@@ -121,14 +118,14 @@ func TestFullRefreshEveryStreamMatchesSandbox(t *testing.T) {
 	r := runBin(t, "read", "--config", cfg, "--catalog", configuredCatalog(t, cfg, false))
 	require.Equal(t, 0, r.code, "read failed:\n%s", tail(r.stdout))
 	o := parseAirbyte(t, r.stdout)
-	require.Empty(t, o.errors)
+	require.Empty(t, o.Errors())
 	requireRecordsValid(t, o)
 	requireStatuses(t, o, allStreamNames(), "COMPLETE")
 	for _, s := range catalog.Streams() {
 		t.Run(s.Name, func(t *testing.T) {
 			want := expectedRows(t, srv, s, "predictive_analytics")
-			requireSameRows(t, s, want, o.records[s.Name])
-			requireNoDuplicates(t, s, o.records[s.Name])
+			requireSameRows(t, s, want, o.Rows(s.Name))
+			requireNoDuplicates(t, s, o.Rows(s.Name))
 		})
 	}
 	requireStateCounts(t, o)
@@ -137,12 +134,12 @@ func TestFullRefreshEveryStreamMatchesSandbox(t *testing.T) {
 
 // requireEveryPropertyFilled checks that each top-level property of every stream's schema has a non-null value
 // in some record: a schema property nothing fills is either dead or a field the connector drops.
-func requireEveryPropertyFilled(t *testing.T, o output) {
+func requireEveryPropertyFilled(t *testing.T, o protocol.Messages) {
 	t.Helper()
 	for _, s := range catalog.Streams() {
 		for prop := range schemaProps(t, s.Name) {
 			filled := false
-			for _, rec := range o.records[s.Name] {
+			for _, rec := range o.Rows(s.Name) {
 				if v, ok := rec[prop]; ok && v != nil {
 					filled = true
 					break
@@ -155,21 +152,22 @@ func requireEveryPropertyFilled(t *testing.T, o output) {
 
 // requireStateCounts checks that each state's recordCount equals the records of its stream since the last one,
 // and that no state repeats the previous one of its stream with records in between (Airbyte fails such syncs).
-func requireStateCounts(t *testing.T, o output, uncommitted ...string) {
+func requireStateCounts(t *testing.T, o protocol.Messages, uncommitted ...string) {
 	t.Helper()
 	since := map[string]int{}
 	last := map[string]string{}
-	for _, m := range o.msgs {
+	for _, m := range o {
 		switch {
 		case m.Record != nil:
 			since[m.Record.Stream]++
 		case m.State != nil:
-			n := m.State.Stream.Descriptor.Name
-			require.Equal(t, float64(since[n]), m.State.SourceStats.RecordCount, "stream %s recordCount", n)
+			n := m.State.Stream
+			require.NotNil(t, m.State.RecordCount, "stream %s: state without sourceStats", n)
+			require.Equal(t, float64(since[n]), *m.State.RecordCount, "stream %s recordCount", n)
 			if prev, ok := last[n]; ok && since[n] > 0 {
-				require.NotEqual(t, prev, string(m.State.Stream.State), "stream %s repeats its state after %d records", n, since[n])
+				require.NotEqual(t, prev, string(m.State.StreamState), "stream %s repeats its state after %d records", n, since[n])
 			}
-			last[n] = string(m.State.Stream.State)
+			last[n] = string(m.State.StreamState)
 			since[n] = 0
 		}
 	}
@@ -231,7 +229,7 @@ func TestIncrementalSecondReadBringsOnlyNewAndUpdated(t *testing.T) {
 	requireStatuses(t, o1, names(inc), "COMPLETE")
 
 	srv.Advance(72 * time.Hour)
-	second := runBin(t, "read", "--config", cfg, "--catalog", cat, "--state", o1.stateFile(t))
+	second := runBin(t, "read", "--config", cfg, "--catalog", cat, "--state", stateFile(t, o1))
 	require.Equal(t, 0, second.code, "%s", tail(second.stdout))
 	o2 := parseAirbyte(t, second.stdout)
 	requireRecordsValid(t, o2)
@@ -242,21 +240,21 @@ func TestIncrementalSecondReadBringsOnlyNewAndUpdated(t *testing.T) {
 	total1, total2 := 0, 0
 	for _, s := range inc {
 		t.Run(s.Name, func(t *testing.T) {
-			total1 += len(o1.records[s.Name])
-			total2 += len(o2.records[s.Name])
+			total1 += len(o1.Rows(s.Name))
+			total2 += len(o2.Rows(s.Name))
 			if s.Kind == catalog.Collection {
 				var st map[string]any
-				require.NoError(t, json.Unmarshal(o1.lastState(s.Name), &st))
+				require.NoError(t, json.Unmarshal(o1.LastStreamState(s.Name), &st))
 				if from, ok := st[s.Cursor.Field].(string); ok {
 					fromT, err := time.Parse(time.RFC3339, from)
 					require.NoError(t, err)
-					for _, row := range o2.records[s.Name] {
+					for _, row := range o2.Rows(s.Name) {
 						require.False(t, cursorOf(t, s, row).Before(fromT), "stream %s re-read a row older than its state %s", s.Name, from)
 					}
 				}
 			}
 			merged := map[string]map[string]any{}
-			for _, rows := range [][]map[string]any{o1.records[s.Name], o2.records[s.Name]} {
+			for _, rows := range [][]map[string]any{o1.Rows(s.Name), o2.Rows(s.Name)} {
 				for _, row := range rows {
 					merged[pkOf(s, row)] = row
 				}
@@ -310,8 +308,8 @@ func TestFutureStateReadsNothing(t *testing.T) {
 	require.Equal(t, 0, r.code, "%s", tail(r.stdout))
 	o := parseAirbyte(t, r.stdout)
 	for _, s := range inc {
-		require.Empty(t, o.records[s.Name], "stream %s read records despite a future state", s.Name)
-		require.NotEmpty(t, o.states[s.Name], "stream %s emitted no state", s.Name)
+		require.Empty(t, o.Rows(s.Name), "stream %s read records despite a future state", s.Name)
+		require.NotEmpty(t, o.StatesOf(s.Name), "stream %s emitted no state", s.Name)
 	}
 	requireStatuses(t, o, names(inc), "COMPLETE")
 }
@@ -326,12 +324,12 @@ func TestReadWithoutAScopeFailsOnlyThatStream(t *testing.T) {
 	require.Equal(t, 1, r.code)
 	o := parseAirbyte(t, r.stdout)
 	requireStatuses(t, o, []string{"metrics", "flows"}, "COMPLETE")
-	st := o.status["lists"]
+	st := o.StreamStatuses("lists")
 	require.Equal(t, "INCOMPLETE", st[len(st)-1])
-	joined := strings.Join(o.errors, "\n")
+	joined := errorLines(o)
 	require.Contains(t, joined, "config_error: Stream lists did not finish")
 	require.Contains(t, joined, "lists:read")
-	require.NotEmpty(t, o.records["metrics"])
+	require.NotEmpty(t, o.Rows("metrics"))
 }
 
 func tail(b []byte) string {
@@ -360,8 +358,8 @@ func TestEventMetricIDsReadsOnlyThoseMetrics(t *testing.T) {
 		want += n
 	}
 	require.Positive(t, want)
-	require.Len(t, o.records["events"], want)
-	for _, rec := range o.records["events"] {
+	require.Len(t, o.Rows("events"), want)
+	for _, rec := range o.Rows("events") {
 		require.Contains(t, chosen, rec["metric_id"])
 	}
 }

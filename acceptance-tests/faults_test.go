@@ -1,8 +1,6 @@
 package acceptance_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/protocol"
 	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/sandbox"
 	"github.com/source-klaviyo/source-klaviyo/catalog"
 )
@@ -103,14 +102,14 @@ func TestFaultsSyncEqualsCleanSync(t *testing.T) {
 			t.Logf("faults %+v; sandbox answered %d requests: %v", faults, st.Requests, st.ByStatus)
 			require.Equal(t, 0, got.code, "the faulted sync failed:\n%s", tail(got.stdout))
 			o := parseAirbyte(t, got.stdout)
-			require.Empty(t, o.errors)
+			require.Empty(t, o.Errors())
 			requireStatuses(t, o, soakStreamNames(), "COMPLETE")
 			requireStateCounts(t, o)
 			for _, s := range streams {
-				require.NotEmpty(t, wo.records[s.Name], "the clean sync read no %s: the comparison would prove nothing", s.Name)
-				requireNoDuplicates(t, s, o.records[s.Name])
-				requireSameRows(t, s, wo.records[s.Name], o.records[s.Name])
-				totalRecords += len(o.records[s.Name])
+				require.NotEmpty(t, wo.Rows(s.Name), "the clean sync read no %s: the comparison would prove nothing", s.Name)
+				requireNoDuplicates(t, s, o.Rows(s.Name))
+				requireSameRows(t, s, wo.Rows(s.Name), o.Rows(s.Name))
+				totalRecords += len(o.Rows(s.Name))
 			}
 			// Malformed bodies are sent with status 200, so this counts only the faults that changed the status.
 			faulted := st.Requests - st.ByStatus["200"] - st.ByStatus["404"]
@@ -141,36 +140,36 @@ func TestFaultsDailyQuotaEndsOnlyThatStream(t *testing.T) {
 	o := parseAirbyte(t, r.stdout)
 
 	requireStatuses(t, o, []string{"metrics", "lists", "profiles"}, "COMPLETE")
-	st := o.status["events"]
+	st := o.StreamStatuses("events")
 	require.NotEmpty(t, st)
 	require.Equal(t, "STARTED", st[0])
 	require.Equal(t, "INCOMPLETE", st[len(st)-1], "events statuses %v", st)
-	require.Empty(t, o.records["events"])
+	require.Empty(t, o.Rows("events"))
 	// The platform keeps a stream's last state when the stream writes none; any state written must be the old one.
-	for _, s := range o.states["events"] {
-		require.JSONEq(t, prev, string(s), "the events state moved although nothing was read")
+	for _, s := range o.StatesOf("events") {
+		require.JSONEq(t, prev, string(s.StreamState), "the events state moved although nothing was read")
 	}
-	t.Logf("events wrote %d states (the previous one is kept either way)", len(o.states["events"]))
+	t.Logf("events wrote %d states (the previous one is kept either way)", len(o.StatesOf("events")))
 
 	// The events error is a transient one that names the moment to retry: now plus the day Klaviyo asked for.
 	var found bool
-	for _, m := range o.msgs {
-		if m.Trace == nil || m.Trace.Error == nil || m.Trace.Error.Stream == nil || m.Trace.Error.Stream.Name != "events" {
+	for _, e := range o.Errors() {
+		if e.Stream != "events" {
 			continue
 		}
 		found = true
-		require.Equal(t, "transient_error", m.Trace.Error.FailureType)
-		retryAt := retryTimeIn(t, m.Trace.Error.Message)
+		require.Equal(t, "transient_error", e.FailureType)
+		retryAt := retryTimeIn(t, e.Message)
 		require.False(t, retryAt.Before(before.Add(86400*time.Second).Truncate(time.Second)), "retry time %s is before the quota resets", retryAt)
-		require.Contains(t, m.Trace.Error.Message, "retry")
+		require.Contains(t, e.Message, "retry")
 	}
 	require.True(t, found, "no error trace names the events stream")
 
 	// The INCOMPLETE status carries the quota reset so the platform can show when the stream resumes.
-	reset := quotaResetOf(t, r.stdout, "events")
+	reset := quotaResetOf(t, o, "events")
 	require.False(t, reset.Before(before.Add(86400*time.Second).Truncate(time.Second)), "quota_reset %s", reset)
 
-	last := o.msgs[len(o.msgs)-1]
+	last := o[len(o)-1]
 	require.NotNil(t, last.Trace)
 	require.NotNil(t, last.Trace.Error, "the last message is the sync's error")
 	require.Equal(t, "transient_error", last.Trace.Error.FailureType)
@@ -191,36 +190,17 @@ func retryTimeIn(t *testing.T, msg string) time.Time {
 }
 
 // quotaResetOf returns the RATE_LIMITED quota reset of the stream's INCOMPLETE status.
-func quotaResetOf(t *testing.T, stdout []byte, stream string) time.Time {
+func quotaResetOf(t *testing.T, o protocol.Messages, stream string) time.Time {
 	t.Helper()
-	for _, line := range bytes.Split(stdout, []byte("\n")) {
-		var m struct {
-			Trace *struct {
-				StreamStatus *struct {
-					Descriptor struct {
-						Name string `json:"name"`
-					} `json:"stream_descriptor"`
-					Status  string `json:"status"`
-					Reasons []struct {
-						Type        string `json:"type"`
-						RateLimited *struct {
-							QuotaReset int64 `json:"quota_reset"`
-						} `json:"rate_limited"`
-					} `json:"reasons"`
-				} `json:"stream_status"`
-			} `json:"trace"`
-		}
-		if json.Unmarshal(line, &m) != nil || m.Trace == nil || m.Trace.StreamStatus == nil {
-			continue
-		}
-		ss := m.Trace.StreamStatus
-		if ss.Descriptor.Name != stream || ss.Status != "INCOMPLETE" {
+	for _, tr := range o.Traces() {
+		ss := tr.StreamStatus
+		if ss == nil || ss.Stream != stream || ss.Status != "INCOMPLETE" {
 			continue
 		}
 		require.NotEmpty(t, ss.Reasons, "INCOMPLETE status of %s has no RATE_LIMITED reason", stream)
 		require.Equal(t, "RATE_LIMITED", ss.Reasons[0].Type)
-		require.NotNil(t, ss.Reasons[0].RateLimited)
-		return time.UnixMilli(ss.Reasons[0].RateLimited.QuotaReset)
+		require.Positive(t, ss.Reasons[0].QuotaReset, "the RATE_LIMITED reason of %s has no rate_limited.quota_reset", stream)
+		return time.UnixMilli(ss.Reasons[0].QuotaReset)
 	}
 	require.Failf(t, "no INCOMPLETE status", "stream %s", stream)
 	return time.Time{}

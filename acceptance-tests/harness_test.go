@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -121,119 +120,44 @@ func requireNoSecret(t *testing.T, r run) {
 	require.NotContains(t, string(r.stderr), testKey, "the API key leaked to stderr")
 }
 
-// msg is the part of an Airbyte message the tests look at.
-type msg struct {
-	Type   string `json:"type"`
-	Record *struct {
-		Stream    string          `json:"stream"`
-		Data      json.RawMessage `json:"data"`
-		EmittedAt int64           `json:"emitted_at"`
-	} `json:"record"`
-	State *struct {
-		Type   string `json:"type"`
-		Stream struct {
-			Descriptor struct {
-				Name string `json:"name"`
-			} `json:"stream_descriptor"`
-			State json.RawMessage `json:"stream_state"`
-		} `json:"stream"`
-		SourceStats *struct {
-			RecordCount float64 `json:"recordCount"`
-		} `json:"sourceStats"`
-	} `json:"state"`
-	Trace *struct {
-		Type  string `json:"type"`
-		Error *struct {
-			Message     string `json:"message"`
-			FailureType string `json:"failure_type"`
-			Stream      *struct {
-				Name string `json:"name"`
-			} `json:"stream_descriptor"`
-		} `json:"error"`
-		StreamStatus *struct {
-			Descriptor struct {
-				Name string `json:"name"`
-			} `json:"stream_descriptor"`
-			Status string `json:"status"`
-		} `json:"stream_status"`
-	} `json:"trace"`
-	ConnectionStatus *struct {
-		Status  string `json:"status"`
-		Message string `json:"message"`
-	} `json:"connectionStatus"`
-	Catalog *struct {
-		Streams []json.RawMessage `json:"streams"`
-	} `json:"catalog"`
-	Spec json.RawMessage `json:"spec"`
-}
-
-// output is a parsed Airbyte run: every line validated against the protocol.
-type output struct {
-	msgs    []msg
-	records map[string][]map[string]any
-	raw     map[string][]json.RawMessage
-	states  map[string][]json.RawMessage
-	status  map[string][]string
-	errors  []string
-}
-
 var validatorOnce sync.Once
 var validator *protocol.Validator
 
-func parseAirbyte(t *testing.T, stdout []byte) output {
+// parseAirbyte validates every line of an Airbyte run's stdout against the protocol and decodes it with the
+// protocol package. On top of the protocol it holds the connector to what it promises: every state is a STREAM
+// state that carries its record count.
+func parseAirbyte(t *testing.T, stdout []byte) protocol.Messages {
 	t.Helper()
 	validatorOnce.Do(func() { validator = protocol.NewAirbyteValidator(t) })
-	o := output{records: map[string][]map[string]any{}, raw: map[string][]json.RawMessage{}, states: map[string][]json.RawMessage{}, status: map[string][]string{}}
-	for i, line := range bytes.Split(bytes.TrimRight(stdout, "\n"), []byte("\n")) {
-		if len(line) == 0 {
-			continue
-		}
-		require.NoError(t, validator.ValidateLine(line), "line %d is not a valid AirbyteMessage: %.300s", i+1, line)
-		var m msg
-		require.NoError(t, json.Unmarshal(line, &m), "line %d", i+1)
-		o.msgs = append(o.msgs, m)
-		switch {
-		case m.Record != nil:
-			var data map[string]any
-			require.NoError(t, json.Unmarshal(m.Record.Data, &data))
-			o.records[m.Record.Stream] = append(o.records[m.Record.Stream], data)
-			o.raw[m.Record.Stream] = append(o.raw[m.Record.Stream], m.Record.Data)
-		case m.State != nil:
-			require.Equal(t, "STREAM", m.State.Type)
-			require.NotNil(t, m.State.SourceStats, "state without sourceStats")
-			o.states[m.State.Stream.Descriptor.Name] = append(o.states[m.State.Stream.Descriptor.Name], m.State.Stream.State)
-		case m.Trace != nil && m.Trace.StreamStatus != nil:
-			n := m.Trace.StreamStatus.Descriptor.Name
-			o.status[n] = append(o.status[n], m.Trace.StreamStatus.Status)
-		case m.Trace != nil && m.Trace.Error != nil:
-			o.errors = append(o.errors, m.Trace.Error.FailureType+": "+m.Trace.Error.Message)
+	require.NoError(t, validator.ValidateOutput(stdout), "the output is not valid Airbyte protocol")
+	msgs, err := protocol.ParseAirbyteOutput(stdout)
+	require.NoError(t, err)
+	for _, m := range msgs {
+		if m.State != nil {
+			require.Equal(t, "STREAM", m.State.Type, "line %d", m.Line)
+			require.NotNil(t, m.State.RecordCount, "line %d: state without sourceStats", m.Line)
 		}
 	}
-	return o
+	return msgs
 }
 
-// lastState is the final state of a stream.
-func (o output) lastState(stream string) json.RawMessage {
-	s := o.states[stream]
-	if len(s) == 0 {
-		return nil
+// errorLines is every ERROR trace of a run as "failure_type: message", one a line: what the user is told, for
+// assertions that look for a sentence whatever error carries it.
+func errorLines(o protocol.Messages) string {
+	var b strings.Builder
+	for _, e := range o.Errors() {
+		b.WriteString(e.String())
+		b.WriteByte('\n')
 	}
-	return s[len(s)-1]
+	return b.String()
 }
 
-// stateFile builds an Airbyte state file (array of STREAM states) from the final states of a run.
-func (o output) stateFile(t *testing.T) string {
-	var arr []map[string]any
-	names := make([]string, 0, len(o.states))
-	for n := range o.states {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		arr = append(arr, map[string]any{"type": "STREAM", "stream": map[string]any{
-			"stream_descriptor": map[string]any{"name": n}, "stream_state": o.lastState(n)}})
-	}
-	return writeJSON(t, "state.json", arr)
+// stateFile writes what the platform would pass to the next read as --state: the last state of every stream.
+func stateFile(t *testing.T, o protocol.Messages) string {
+	t.Helper()
+	b, err := o.StateFile()
+	require.NoError(t, err)
+	return writeJSON(t, "state.json", b)
 }
 
 // configuredCatalog selects streams (all when names is empty) from the discovered catalog.
@@ -241,32 +165,22 @@ func configuredCatalog(t *testing.T, cfgPath string, incremental bool, names ...
 	t.Helper()
 	r := runBin(t, "discover", "--config", cfgPath)
 	require.Equal(t, 0, r.code, "discover failed: %s", r.stdout)
-	o := parseAirbyte(t, r.stdout)
-	var cat []json.RawMessage
-	for _, m := range o.msgs {
-		if m.Catalog != nil {
-			cat = m.Catalog.Streams
-		}
-	}
+	cat := parseAirbyte(t, r.stdout).Catalog()
+	require.NotNil(t, cat, "discover printed no CATALOG:\n%s", r.stdout)
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
 	}
 	var streams []map[string]any
-	for _, raw := range cat {
-		var s struct {
-			Name  string   `json:"name"`
-			Modes []string `json:"supported_sync_modes"`
-		}
-		require.NoError(t, json.Unmarshal(raw, &s))
+	for _, s := range cat.Streams {
 		if len(names) > 0 && !want[s.Name] {
 			continue
 		}
 		mode := "full_refresh"
-		if incremental && contains(s.Modes, "incremental") {
+		if incremental && contains(s.SupportedSyncModes, "incremental") {
 			mode = "incremental"
 		}
-		streams = append(streams, map[string]any{"stream": raw, "sync_mode": mode, "destination_sync_mode": "append"})
+		streams = append(streams, map[string]any{"stream": s.Raw, "sync_mode": mode, "destination_sync_mode": "append"})
 	}
 	return writeJSON(t, "configured_catalog.json", map[string]any{"streams": streams})
 }
@@ -291,36 +205,36 @@ func schemaValidator(t *testing.T, stream string) *gojsonschema.Schema {
 }
 
 // requireRecordsValid validates every record against its stream's schema.
-func requireRecordsValid(t *testing.T, o output) {
+func requireRecordsValid(t *testing.T, o protocol.Messages) {
 	t.Helper()
-	for stream, recs := range o.raw {
+	for stream, recs := range o.RecordsByStream() {
 		v := schemaValidator(t, stream)
 		for _, rec := range recs {
-			res, err := v.Validate(gojsonschema.NewBytesLoader(rec))
+			res, err := v.Validate(gojsonschema.NewBytesLoader(rec.RawData))
 			require.NoError(t, err)
 			if !res.Valid() {
 				var errs []string
 				for _, e := range res.Errors() {
 					errs = append(errs, e.String())
 				}
-				require.Failf(t, "record does not match its schema", "stream %s: %s\nrecord: %.500s", stream, strings.Join(errs, "; "), rec)
+				require.Failf(t, "record does not match its schema", "stream %s: %s\nrecord: %.500s", stream, strings.Join(errs, "; "), rec.RawData)
 			}
 		}
 	}
 }
 
 // requireStatuses checks the status sequence Airbyte's acceptance tests require of every configured stream.
-func requireStatuses(t *testing.T, o output, streams []string, final string) {
+func requireStatuses(t *testing.T, o protocol.Messages, streams []string, final string) {
 	t.Helper()
 	for _, s := range streams {
-		st := o.status[s]
+		st := o.StreamStatuses(s)
 		require.GreaterOrEqual(t, len(st), 3, "stream %s statuses %v", s, st)
 		require.Equal(t, "STARTED", st[0], "stream %s", s)
 		require.Equal(t, final, st[len(st)-1], "stream %s statuses %v", s, st)
 		for _, mid := range st[1 : len(st)-1] {
 			require.Equal(t, "RUNNING", mid, "stream %s statuses %v", s, st)
 		}
-		require.NotEmpty(t, o.states[s], "stream %s got no state", s)
+		require.NotEmpty(t, o.StatesOf(s), "stream %s got no state", s)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/protocol"
 	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/sandbox"
 	"github.com/source-klaviyo/source-klaviyo/catalog"
 )
@@ -197,16 +198,16 @@ func TestKillRestartLosesNothing(t *testing.T) {
 		tally.kills, tally.runs, tally.records, tally.incDuplicates, tally.fullRereads, cleanTotal(co, streams))
 }
 
-func cleanTotal(o output, streams []catalog.Stream) int {
+func cleanTotal(o protocol.Messages, streams []catalog.Stream) int {
 	n := 0
 	for _, s := range streams {
-		n += len(o.records[s.Name])
+		n += len(o.Records(s.Name))
 	}
 	return n
 }
 
 // killChain restarts one sync until a run completes; it kills at most `budget` runs.
-func killChain(t *testing.T, rng *rand.Rand, budget, cleanLines int, cfg, cat string, streams []catalog.Stream, clean output, tally *killTally) {
+func killChain(t *testing.T, rng *rand.Rand, budget, cleanLines int, cfg, cat string, streams []catalog.Stream, clean protocol.Messages, tally *killTally) {
 	start := time.Now().UTC().Truncate(time.Second)
 	merged := map[string]json.RawMessage{}
 	union := map[string]map[string]map[string]any{}
@@ -239,7 +240,7 @@ func killChain(t *testing.T, rng *rand.Rand, budget, cleanLines int, cfg, cat st
 			passed[k] = v
 		}
 		for _, s := range streams {
-			for _, row := range o.records[s.Name] {
+			for _, row := range o.Rows(s.Name) {
 				tally.records++
 				require.False(t, coveredBy(t, s, passed[s.Name], row),
 					"stream %s re-read row %s although the state it resumed from (%s) covers it", s.Name, pkOf(s, row), passed[s.Name])
@@ -253,12 +254,12 @@ func killChain(t *testing.T, rng *rand.Rand, budget, cleanLines int, cfg, cat st
 				}
 				union[s.Name][k] = row
 			}
-			for _, st := range o.states[s.Name] {
-				requireForward(t, s.Name, merged[s.Name], st)
-				for k, c := range stateCursors(t, st) {
+			for _, st := range o.StatesOf(s.Name) {
+				requireForward(t, s.Name, merged[s.Name], st.StreamState)
+				for k, c := range stateCursors(t, st.StreamState) {
 					require.False(t, c.After(start), "stream %s: cursor %s=%s passes the moment the first run started (%s)", s.Name, k, c, start)
 				}
-				merged[s.Name] = st
+				merged[s.Name] = st.StreamState
 			}
 		}
 		if done {
@@ -270,7 +271,7 @@ func killChain(t *testing.T, rng *rand.Rand, budget, cleanLines int, cfg, cat st
 		for _, row := range union[s.Name] {
 			got = append(got, row)
 		}
-		requireSameRows(t, s, clean.records[s.Name], got)
+		requireSameRows(t, s, clean.Rows(s.Name), got)
 	}
 }
 
@@ -315,7 +316,7 @@ func TestSigtermEndsCleanly(t *testing.T) {
 	}
 }
 
-func requireSigtermClean(t *testing.T, cfg, cat string, names []string, clean output, cleanLines int) {
+func requireSigtermClean(t *testing.T, cfg, cat string, names []string, clean protocol.Messages, cleanLines int) {
 	// Signal a quarter of the way through; should the sync finish before the signal lands (a busy machine), try
 	// earlier.
 	var r signalRun
@@ -329,13 +330,14 @@ func requireSigtermClean(t *testing.T, cfg, cat string, names []string, clean ou
 	require.Equal(t, 143, r.code, "exit code after SIGTERM; output:\n%s", tail(r.stdout))
 	require.True(t, bytes.HasSuffix(r.stdout, []byte("\n")), "the last line is cut short")
 	o := parseAirbyte(t, r.stdout)
-	last := o.msgs[len(o.msgs)-1]
+	require.NotEmpty(t, o, "nothing printed before the signal landed")
+	last := o[len(o)-1]
 	require.NotNil(t, last.Trace)
 	require.NotNil(t, last.Trace.Error, "the last message is the interruption's error trace")
 	require.Equal(t, "transient_error", last.Trace.Error.FailureType)
 	var interrupted []string
 	for _, name := range names {
-		st := o.status[name]
+		st := o.StreamStatuses(name)
 		require.NotEmpty(t, st, "stream %s has no status", name)
 		final := st[len(st)-1]
 		require.Contains(t, []string{"COMPLETE", "INCOMPLETE"}, final, "stream %s", name)
@@ -349,14 +351,14 @@ func requireSigtermClean(t *testing.T, cfg, cat string, names []string, clean ou
 	// records past its last checkpoint, which no state may claim: the resume below reads them again.
 	requireStateCounts(t, o, interrupted...)
 
-	resumed := runBin(t, "read", "--config", cfg, "--catalog", cat, "--state", o.stateFile(t))
+	resumed := runBin(t, "read", "--config", cfg, "--catalog", cat, "--state", stateFile(t, o))
 	require.Equal(t, 0, resumed.code, "%s", tail(resumed.stdout))
 	ro := parseAirbyte(t, resumed.stdout)
 	for _, name := range names {
 		s, ok := catalog.Lookup(name)
 		require.True(t, ok)
 		merged := map[string]map[string]any{}
-		for _, rows := range [][]map[string]any{o.records[name], ro.records[name]} {
+		for _, rows := range [][]map[string]any{o.Rows(name), ro.Rows(name)} {
 			for _, row := range rows {
 				merged[pkOf(s, row)] = row
 			}
@@ -365,6 +367,6 @@ func requireSigtermClean(t *testing.T, cfg, cat string, names []string, clean ou
 		for _, row := range merged {
 			got = append(got, row)
 		}
-		requireSameRows(t, s, clean.records[name], got)
+		requireSameRows(t, s, clean.Rows(name), got)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/source-klaviyo/source-klaviyo/catalog/jsonkind"
 )
 
 // Selection is one stream the user asked to sync, how, and which of its fields.
@@ -364,7 +366,7 @@ func decodeRoot(doc []byte, hint string) (map[string]json.RawMessage, error) {
 	}
 	var root map[string]json.RawMessage
 	if err := json.Unmarshal(doc, &root); err != nil || root == nil {
-		return nil, fmt.Errorf("top level: expected an object with \"streams\", found %s; %s", kind(doc), hint)
+		return nil, fmt.Errorf("top level: expected an object with \"streams\", found %s; %s", jsonkind.Of(doc), hint)
 	}
 	return root, nil
 }
@@ -380,7 +382,7 @@ func objectAt(raw json.RawMessage, path string) (map[string]json.RawMessage, err
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("%s: expected an object, found %s", path, kind(raw))
+		return nil, fmt.Errorf("%s: expected an object, found %s", path, jsonkind.Of(raw))
 	}
 	return m, nil
 }
@@ -395,7 +397,7 @@ func arrayAt(raw json.RawMessage, path string, required bool) ([]json.RawMessage
 	}
 	var a []json.RawMessage
 	if err := json.Unmarshal(raw, &a); err != nil {
-		return nil, fmt.Errorf("%s: expected an array, found %s", path, kind(raw))
+		return nil, fmt.Errorf("%s: expected an array, found %s", path, jsonkind.Of(raw))
 	}
 	return a, nil
 }
@@ -407,7 +409,7 @@ func stringAt(raw json.RawMessage, path string) (string, bool, error) {
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false, fmt.Errorf("%s: expected a string, found %s", path, kind(raw))
+		return "", false, fmt.Errorf("%s: expected a string, found %s", path, jsonkind.Of(raw))
 	}
 	return s, true, nil
 }
@@ -419,28 +421,7 @@ func boolAt(raw json.RawMessage, path string) (*bool, error) {
 	}
 	var b bool
 	if err := json.Unmarshal(raw, &b); err != nil {
-		return nil, fmt.Errorf("%s: expected true or false, found %s", path, kind(raw))
+		return nil, fmt.Errorf("%s: expected true or false, found %s", path, jsonkind.Of(raw))
 	}
 	return &b, nil
-}
-
-// kind names the JSON type of a value for error messages.
-func kind(raw []byte) string {
-	t := bytes.TrimSpace(raw)
-	if len(t) == 0 {
-		return "nothing"
-	}
-	switch t[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
 }

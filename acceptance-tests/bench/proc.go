@@ -12,10 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/protocol"
 )
 
 // benchKey is the API key the sandbox accepts and the connector sends; it is a throwaway, not a secret.
@@ -234,67 +237,58 @@ func runSync(ctx context.Context, bin, cfgPath, catPath string, r *result) error
 	return ctx.Err()
 }
 
-var (
-	recordPrefix = []byte(`{"type":"RECORD","record":{"stream":"`)
-	tracePrefix  = []byte(`{"type":"TRACE"`)
-	errorMark    = []byte(`"type":"ERROR"`)
-	logWarn      = []byte(`"level":"WARN"`)
-	statusMark   = []byte(`"type":"STREAM_STATUS"`)
-	doneMarks    = [][]byte{[]byte(`"status":"COMPLETE"`), []byte(`"status":"INCOMPLETE"`)}
-)
-
-// statusLine is the part of a STREAM_STATUS trace that says which stream ended.
-type statusLine struct {
-	Trace struct {
-		StreamStatus struct {
-			StreamDescriptor struct {
-				Name string `json:"name"`
-			} `json:"stream_descriptor"`
-		} `json:"stream_status"`
-	} `json:"trace"`
-}
+// recordPrefix is how the connector starts every RECORD line, up to the stream name. Records are counted by this
+// prefix without being decoded: decoding millions of them would take the CPU from the connector being measured.
+// Every other line (states, logs, traces: a few per page at most) is decoded with the protocol package.
+var recordPrefix = []byte(`{"type":"RECORD","record":{"stream":"`)
 
 // scanOutput counts RECORD lines per stream, notes when each stream ends, and keeps error traces and a sample of
-// warnings. Status lines are flushed as they happen, so the time they are read is the time they were written.
+// warnings. Status lines are flushed as they happen, so the time they are read is the time they were written. A
+// line that is not an Airbyte message stops the scan: the figures of a broken sync would mean nothing.
 func scanOutput(out io.Reader, r *result, start time.Time) error {
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 1<<20), 256<<20)
 	var last []byte
 	var lastN *int64
-	for sc.Scan() {
+	// count adds a record of stream name. Records of one stream come in runs (one page at a time); the map is
+	// touched once per run.
+	count := func(name []byte) {
+		r.records++
+		if lastN != nil && bytes.Equal(name, last) {
+			*lastN++
+			return
+		}
+		if lastN != nil {
+			r.byStream[string(last)] = *lastN
+		}
+		last = append(last[:0], name...)
+		n := r.byStream[string(last)] + 1
+		lastN = &n
+	}
+	for lineNo := 1; sc.Scan(); lineNo++ {
 		line := sc.Bytes()
-		if bytes.HasPrefix(line, recordPrefix) {
-			rest := line[len(recordPrefix):]
+		if rest, ok := bytes.CutPrefix(line, recordPrefix); ok {
 			end := bytes.IndexByte(rest, '"')
 			if end < 0 {
-				return fmt.Errorf("a RECORD line without a stream name: %.200s", line)
+				return fmt.Errorf("line %d: a RECORD line without a stream name: %.200s", lineNo, line)
 			}
-			name := rest[:end]
-			r.records++
-			if lastN != nil && bytes.Equal(name, last) {
-				*lastN++
-				continue
-			}
-			// Records of one stream come in runs (one page at a time); the map is touched once per run.
-			if lastN != nil {
-				r.byStream[string(last)] = *lastN
-			}
-			last = append(last[:0], name...)
-			n := r.byStream[string(last)] + 1
-			lastN = &n
+			count(rest[:end])
 			continue
 		}
+		m, err := protocol.ParseAirbyteLine(line)
+		if err != nil {
+			return fmt.Errorf("line %d of the connector's output: %w", lineNo, err)
+		}
 		switch {
-		case bytes.HasPrefix(line, tracePrefix) && bytes.Contains(line, statusMark):
-			if bytes.Contains(line, doneMarks[0]) || bytes.Contains(line, doneMarks[1]) {
-				var st statusLine
-				if err := json.Unmarshal(line, &st); err == nil {
-					r.finished[st.Trace.StreamStatus.StreamDescriptor.Name] = time.Since(start)
-				}
+		case m.Record != nil:
+			count([]byte(m.Record.Stream))
+		case m.Trace != nil && m.Trace.StreamStatus != nil:
+			if st := m.Trace.StreamStatus; st.Status == "COMPLETE" || st.Status == "INCOMPLETE" {
+				r.finished[st.Stream] = time.Since(start)
 			}
-		case bytes.HasPrefix(line, tracePrefix) && bytes.Contains(line, errorMark):
+		case m.Trace != nil && m.Trace.Error != nil:
 			r.errors = append(r.errors, clip(string(line), 400))
-		case bytes.Contains(line, logWarn):
+		case m.Log != nil && m.Log.Level == "WARN":
 			r.warnings++
 			if len(r.warnSample) < 5 {
 				r.warnSample = append(r.warnSample, clip(string(line), 300))
@@ -328,20 +322,13 @@ func configuredCatalog(ctx context.Context, bin, cfgPath, out string, names, ski
 	if err != nil {
 		return fmt.Errorf("discover: %w (%s)", err, stderr.String())
 	}
-	var streams []map[string]any
-	for _, line := range bytes.Split(raw, []byte("\n")) {
-		var msg struct {
-			Type    string `json:"type"`
-			Catalog struct {
-				Streams []map[string]any `json:"streams"`
-			} `json:"catalog"`
-		}
-		if json.Unmarshal(line, &msg) == nil && msg.Type == "CATALOG" {
-			streams = msg.Catalog.Streams
-		}
+	msgs, err := protocol.ParseAirbyteOutput(raw)
+	if err != nil {
+		return fmt.Errorf("discover: %w", err)
 	}
-	if len(streams) == 0 {
-		return fmt.Errorf("discover printed no CATALOG message")
+	cat := msgs.Catalog()
+	if cat == nil || len(cat.Streams) == 0 {
+		return fmt.Errorf("discover printed no CATALOG message with streams")
 	}
 	want := map[string]bool{}
 	for _, n := range names {
@@ -352,17 +339,16 @@ func configuredCatalog(ctx context.Context, bin, cfgPath, out string, names, ski
 		skipped[n] = true
 	}
 	var configured []map[string]any
-	for _, s := range streams {
-		name, _ := s["name"].(string)
-		if names != nil && !want[name] || names == nil && skipped[name] {
+	for _, s := range cat.Streams {
+		if names != nil && !want[s.Name] || names == nil && skipped[s.Name] {
 			continue
 		}
-		delete(want, name)
-		entry := map[string]any{"stream": s, "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}
-		if modes, _ := s["supported_sync_modes"].([]any); containsAny(modes, "incremental") {
+		delete(want, s.Name)
+		entry := map[string]any{"stream": s.Raw, "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}
+		if slices.Contains(s.SupportedSyncModes, "incremental") {
 			entry["sync_mode"], entry["destination_sync_mode"] = "incremental", "append"
-			if c, ok := s["default_cursor_field"]; ok {
-				entry["cursor_field"] = c
+			if s.DefaultCursorField != nil {
+				entry["cursor_field"] = s.DefaultCursorField
 			}
 		}
 		configured = append(configured, entry)
@@ -371,15 +357,6 @@ func configuredCatalog(ctx context.Context, bin, cfgPath, out string, names, ski
 		return fmt.Errorf("discover has no streams %v", keys(want))
 	}
 	return writeJSON(out, map[string]any{"streams": configured})
-}
-
-func containsAny(xs []any, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func writeJSON(path string, v any) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/protocol"
 )
 
 // pyScript is the path of one of the Python scripts the tests hand to the venvs' interpreters.
@@ -20,70 +23,41 @@ func pyScript(name string) string {
 	return filepath.Join(repoRoot(), "acceptance-tests", "interop", "py", name)
 }
 
-// airbyteStream is the part of a discovered AirbyteStream the tests need to configure a read.
-type airbyteStream struct {
-	Name               string   `json:"name"`
-	SupportedSyncModes []string `json:"supported_sync_modes"`
-}
-
-// airbyteDiscover runs `discover` and returns the raw CATALOG streams and their parsed names and modes.
-func airbyteDiscover(t *testing.T, dir, cfg string) ([]json.RawMessage, []airbyteStream) {
+// airbyteDiscover runs `discover` and returns the CATALOG's streams.
+func airbyteDiscover(t *testing.T, dir, cfg string) []protocol.CatalogStream {
 	t.Helper()
 	r := runCmd(t, dir, nil, nil, built.connector, "discover", "--config", cfg)
 	require.Equal(t, 0, r.code, "discover failed: %s", failure(t, r))
-	for _, m := range jsonLines(t, r.stdout) {
-		if m["type"] != "CATALOG" {
-			continue
-		}
-		b, err := json.Marshal(m["catalog"])
-		require.NoError(t, err)
-		var cat struct {
-			Streams []json.RawMessage `json:"streams"`
-		}
-		require.NoError(t, json.Unmarshal(b, &cat))
-		parsed := make([]airbyteStream, len(cat.Streams))
-		for i, s := range cat.Streams {
-			require.NoError(t, json.Unmarshal(s, &parsed[i]))
-		}
-		return cat.Streams, parsed
-	}
-	t.Fatalf("discover printed no CATALOG message: %s", tail(string(r.stdout), 2000))
-	return nil, nil
+	msgs, err := protocol.ParseAirbyteOutput(r.stdout)
+	require.NoError(t, err)
+	cat := msgs.Catalog()
+	require.NotNil(t, cat, "discover printed no CATALOG message: %s", tail(string(r.stdout), 2000))
+	return cat.Streams
 }
 
 // configuredCatalog selects every stream, incremental where the stream supports it, as the Airbyte platform would.
-func configuredCatalog(t *testing.T, path string, raw []json.RawMessage, parsed []airbyteStream) string {
+func configuredCatalog(t *testing.T, path string, discovered []protocol.CatalogStream) string {
 	t.Helper()
-	streams := make([]map[string]any, len(raw))
-	for i := range raw {
+	streams := make([]map[string]any, len(discovered))
+	for i, s := range discovered {
 		mode := "full_refresh"
-		for _, m := range parsed[i].SupportedSyncModes {
-			if m == "incremental" {
-				mode = m
-			}
+		if slices.Contains(s.SupportedSyncModes, "incremental") {
+			mode = "incremental"
 		}
-		streams[i] = map[string]any{"stream": raw[i], "sync_mode": mode, "destination_sync_mode": "append"}
+		streams[i] = map[string]any{"stream": s.Raw, "sync_mode": mode, "destination_sync_mode": "append"}
 	}
 	return writeJSON(t, path, map[string]any{"streams": streams})
 }
 
 // failure explains a failed Airbyte command: the TRACE ERROR messages it printed on stdout (where an Airbyte
-// source reports errors), then the end of its stderr.
+// source reports errors), then the end of its stderr. Lines that are not Airbyte messages are passed over: a
+// failed run may print anything, and this explanation must not fail in its turn.
 func failure(t *testing.T, r result) string {
 	t.Helper()
 	var msgs []string
 	for _, line := range strings.Split(string(r.stdout), "\n") {
-		var m struct {
-			Type  string `json:"type"`
-			Trace struct {
-				Type  string `json:"type"`
-				Error struct {
-					Message     string `json:"message"`
-					FailureType string `json:"failure_type"`
-				} `json:"error"`
-			} `json:"trace"`
-		}
-		if json.Unmarshal([]byte(line), &m) == nil && m.Type == "TRACE" && m.Trace.Type == "ERROR" {
+		m, err := protocol.ParseAirbyteLine([]byte(line))
+		if err == nil && m.Trace != nil && m.Trace.Error != nil {
 			msgs = append(msgs, fmt.Sprintf("TRACE ERROR (%s): %s", m.Trace.Error.FailureType, m.Trace.Error.Message))
 		}
 	}
@@ -93,38 +67,29 @@ func failure(t *testing.T, r result) string {
 // recordCounts counts RECORD messages per stream in an Airbyte read's stdout.
 func recordCounts(t *testing.T, stdout []byte) map[string]int {
 	t.Helper()
+	msgs, err := protocol.ParseAirbyteOutput(stdout)
+	require.NoError(t, err)
 	out := map[string]int{}
-	for _, m := range jsonLines(t, stdout) {
-		if m["type"] == "RECORD" {
-			rec, _ := m["record"].(map[string]any)
-			name, _ := rec["stream"].(string)
-			out[name]++
-		}
+	for name, recs := range msgs.RecordsByStream() {
+		out[name] = len(recs)
 	}
 	return out
 }
 
-// lastStates builds a --state file from a read's output: the last STATE message of each stream, as the platform
-// stores them.
-func lastStates(t *testing.T, stdout []byte) []any {
+// stateFile writes a --state file from a read's output: the last state of each stream, as the platform stores
+// them. The connector writes only per-stream states, each naming its stream.
+func stateFile(t *testing.T, path string, stdout []byte) string {
 	t.Helper()
-	last := map[string]any{}
-	for _, m := range jsonLines(t, stdout) {
-		if m["type"] != "STATE" {
-			continue
-		}
-		st, _ := m["state"].(map[string]any)
-		stream, _ := st["stream"].(map[string]any)
-		desc, _ := stream["stream_descriptor"].(map[string]any)
-		name, _ := desc["name"].(string)
-		require.NotEmpty(t, name, "a STATE message without a stream descriptor: %v", m)
-		last[name] = st
+	msgs, err := protocol.ParseAirbyteOutput(stdout)
+	require.NoError(t, err)
+	for _, s := range msgs.States() {
+		require.Equal(t, "STREAM", s.Type, "a state that is not per-stream: %s", s.Raw)
+		require.NotEmpty(t, s.Stream, "a STATE message without a stream descriptor: %s", s.Raw)
 	}
-	out := make([]any, 0, len(last))
-	for _, name := range keysOf(last) {
-		out = append(out, last[name])
-	}
-	return out
+	b, err := msgs.StateFile()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	return path
 }
 
 // TestEveryAirbyteMessageParsesWithProtocolModels runs spec, check, discover, a full read and an incremental
@@ -136,8 +101,7 @@ func TestEveryAirbyteMessageParsesWithProtocolModels(t *testing.T) {
 	dir := t.TempDir()
 	sb := startSandbox(t)
 	cfg := connectorConfig(t, dir, sb)
-	raw, parsed := airbyteDiscover(t, dir, cfg)
-	cat := configuredCatalog(t, filepath.Join(dir, "configured_catalog.json"), raw, parsed)
+	cat := configuredCatalog(t, filepath.Join(dir, "configured_catalog.json"), airbyteDiscover(t, dir, cfg))
 
 	var files []string
 	lines := 0
@@ -160,7 +124,7 @@ func TestEveryAirbyteMessageParsesWithProtocolModels(t *testing.T) {
 	read := runCmd(t, dir, nil, nil, built.connector, "read", "--config", cfg, "--catalog", cat)
 	save("read", read)
 	assert.Equal(t, 0, read.code, "a full read must succeed: %s", failure(t, read))
-	state := writeJSON(t, filepath.Join(dir, "state.json"), lastStates(t, read.stdout))
+	state := stateFile(t, filepath.Join(dir, "state.json"), read.stdout)
 	sb.advance(t, 24*time.Hour)
 	incr := runCmd(t, dir, nil, nil, built.connector, "read", "--config", cfg, "--catalog", cat, "--state", state)
 	save("read-incremental", incr)
@@ -204,15 +168,15 @@ func TestPyAirbyteLocalExecutable(t *testing.T) {
 	dir := t.TempDir()
 	sb := startSandbox(t)
 	cfg := connectorConfig(t, dir, sb)
-	raw, parsed := airbyteDiscover(t, dir, cfg)
-	names := make([]string, len(parsed))
-	for i, s := range parsed {
+	discovered := airbyteDiscover(t, dir, cfg)
+	names := make([]string, len(discovered))
+	for i, s := range discovered {
 		names[i] = s.Name
 	}
 	sort.Strings(names)
 
 	direct := runCmd(t, dir, nil, nil, built.connector, "read", "--config", cfg, "--catalog",
-		configuredCatalog(t, filepath.Join(dir, "configured_catalog.json"), raw, parsed))
+		configuredCatalog(t, filepath.Join(dir, "configured_catalog.json"), discovered))
 	require.Equal(t, 0, direct.code, "direct read: %s", failure(t, direct))
 	sent := recordCounts(t, direct.stdout)
 

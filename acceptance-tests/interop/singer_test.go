@@ -3,7 +3,6 @@ package interop_test
 import (
 	"bytes"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,19 +15,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/protocol"
 )
 
-// singerCatalog is the part of the tap's --discover output these tests use.
-type singerCatalog struct {
-	Streams []struct {
-		TapStreamID    string   `json:"tap_stream_id"`
-		KeyProperties  []string `json:"key_properties"`
-		ReplicationKey string   `json:"replication_key"`
-	} `json:"streams"`
-}
-
-// keys maps each stream to its key properties.
-func (c singerCatalog) keys() map[string][]string {
+// singerKeys maps each stream of a catalog to its key properties.
+func singerKeys(c *protocol.SingerCatalog) map[string][]string {
 	out := map[string][]string{}
 	for _, s := range c.Streams {
 		out[s.TapStreamID] = s.KeyProperties
@@ -38,12 +30,12 @@ func (c singerCatalog) keys() map[string][]string {
 
 // discoverSinger runs `source-klaviyo --config c --discover` and writes the catalog next to the config, unchanged,
 // the way a user would pass it straight back with --catalog.
-func discoverSinger(t *testing.T, dir, cfg string) (string, singerCatalog) {
+func discoverSinger(t *testing.T, dir, cfg string) (string, *protocol.SingerCatalog) {
 	t.Helper()
 	r := runCmd(t, dir, nil, nil, built.connector, "--config", cfg, "--discover")
 	require.Equal(t, 0, r.code, "--discover failed: %s", tail(string(r.stderr), 2000))
-	var cat singerCatalog
-	require.NoError(t, json.Unmarshal(r.stdout, &cat), "--discover stdout is not one JSON document")
+	cat, err := protocol.ParseSingerCatalog(r.stdout)
+	require.NoError(t, err, "--discover stdout")
 	require.NotEmpty(t, cat.Streams)
 	path := filepath.Join(dir, "catalog.json")
 	require.NoError(t, os.WriteFile(path, r.stdout, 0o600))
@@ -92,10 +84,10 @@ func pipe(t *testing.T, dir string, tapArgs []string, target string, targetArgs 
 	}
 	require.NotContains(t, p.tap.combined(), testKey, "the tap printed the API key")
 	require.NotContains(t, p.target.combined(), testKey, "the target printed the API key")
-	for _, m := range jsonLines(t, p.tap.stdout) {
-		if m["type"] == "RECORD" {
-			p.sent[m["stream"].(string)]++
-		}
+	msgs, err := protocol.ParseSingerOutput(p.tap.stdout)
+	require.NoError(t, err, "the tap's output")
+	for name, recs := range msgs.RecordsByStream() {
+		p.sent[name] = len(recs)
 	}
 	return p
 }
@@ -204,7 +196,7 @@ func TestSingerPipeIntoTargetPostgres(t *testing.T) {
 		assert.Equal(t, want, tables[stream], "rows in %s.%s vs the sandbox's count", schema, stream)
 	}
 
-	keys := cat.keys()
+	keys := singerKeys(cat)
 	streams := make([]string, 0, len(p.sent))
 	for s := range p.sent {
 		streams = append(streams, s)

@@ -73,6 +73,10 @@ type TraceError struct {
 	Namespace       string
 }
 
+// String is "failure_type: message", the two parts a user sees, so that a failed assertion that prints errors
+// reads like the platform's report rather than a struct dump.
+func (e TraceError) String() string { return e.FailureType + ": " + e.Message }
+
 // StreamStatus is an AirbyteStreamStatusTraceMessage.
 type StreamStatus struct {
 	Stream    string
@@ -121,6 +125,9 @@ type CatalogStream struct {
 	DefaultCursorField      []string        `json:"default_cursor_field"`
 	SourceDefinedPrimaryKey [][]string      `json:"source_defined_primary_key"`
 	IsResumable             *bool           `json:"is_resumable"`
+	// Raw is the stream as printed, fields this type leaves out included: what a configured catalog must hand
+	// back to read, unchanged.
+	Raw json.RawMessage `json:"-"`
 }
 
 // ConnectionStatus is an AirbyteConnectionStatus.
@@ -209,7 +216,7 @@ func ParseAirbyteOutput(stdout []byte) (Messages, error) {
 	}
 	msgs := make(Messages, 0, len(lines))
 	for i, l := range lines {
-		m, err := parseAirbyteLine(l)
+		m, err := ParseAirbyteLine(l)
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %w: %s", i+1, err, excerpt(l))
 		}
@@ -219,7 +226,10 @@ func ParseAirbyteOutput(stdout []byte) (Messages, error) {
 	return msgs, nil
 }
 
-func parseAirbyteLine(line []byte) (Message, error) {
+// ParseAirbyteLine parses one line of a source's stdout (without its newline) as ParseAirbyteOutput does, leaving
+// Line zero. It serves readers that cannot hold the whole output, such as a benchmark counting millions of records
+// as they stream by, and readers that must tolerate a bad line, such as a helper explaining why a run failed.
+func ParseAirbyteLine(line []byte) (Message, error) {
 	m := Message{Raw: line}
 	if t := bytes.TrimSpace(line); !json.Valid(t) || t[0] != '{' {
 		return m, fmt.Errorf("not one JSON object")
@@ -379,6 +389,16 @@ func parseCatalog(raw json.RawMessage) (*Catalog, error) {
 	if err := json.Unmarshal(raw, c); err != nil {
 		return nil, fmt.Errorf("bad catalog: %w", err)
 	}
+	// A second pass keeps each stream's bytes: the typed pass above cannot, and the two lists line up.
+	var w struct {
+		Streams []json.RawMessage `json:"streams"`
+	}
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return nil, fmt.Errorf("bad catalog: %w", err)
+	}
+	for i := range c.Streams {
+		c.Streams[i].Raw = w.Streams[i]
+	}
 	return c, nil
 }
 
@@ -402,6 +422,18 @@ func (ms Messages) Records(stream string) []Record {
 	for _, m := range ms {
 		if m.Record != nil && m.Record.Stream == stream {
 			out = append(out, *m.Record)
+		}
+	}
+	return out
+}
+
+// Rows returns the data of one stream's records, in order: the rows a destination would load, as the comparisons
+// with expected data want them.
+func (ms Messages) Rows(stream string) []map[string]any {
+	var out []map[string]any
+	for _, m := range ms {
+		if m.Record != nil && m.Record.Stream == stream {
+			out = append(out, m.Record.Data)
 		}
 	}
 	return out
@@ -438,6 +470,17 @@ func (ms Messages) StatesOf(stream string) []State {
 		}
 	}
 	return out
+}
+
+// LastStreamState returns the stream_state of the last STREAM state of one stream, the cursor a resumed read
+// starts from; nil when the stream wrote none.
+func (ms Messages) LastStreamState(stream string) json.RawMessage {
+	for i := len(ms) - 1; i >= 0; i-- {
+		if s := ms[i].State; s != nil && s.Type == "STREAM" && s.Stream == stream {
+			return s.StreamState
+		}
+	}
+	return nil
 }
 
 // Logs returns every LOG message, in order.

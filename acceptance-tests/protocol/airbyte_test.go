@@ -3,6 +3,7 @@ package protocol_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,6 +101,10 @@ func TestParseAirbyteOutputGivesTypedViews(t *testing.T) {
 	assert.Equal(t, []string{"datetime"}, s.DefaultCursorField)
 	require.NotNil(t, s.IsResumable)
 	assert.True(t, *s.IsResumable)
+	assert.JSONEq(t, `{"name":"events","json_schema":{"type":"object","properties":{"id":{"type":"string"}}},
+		"supported_sync_modes":["full_refresh","incremental"],"source_defined_cursor":true,
+		"default_cursor_field":["datetime"],"source_defined_primary_key":[["id"]],"is_resumable":true}`, string(s.Raw),
+		"Raw is the stream as printed, ready to go into a configured catalog")
 
 	require.NotNil(t, msgs.ConnectionStatus())
 	assert.Equal(t, "SUCCEEDED", msgs.ConnectionStatus().Status)
@@ -112,6 +117,11 @@ func TestParseAirbyteOutputGivesTypedViews(t *testing.T) {
 	assert.Equal(t, clock.UnixMilli(), recs[0].EmittedAt)
 	assert.JSONEq(t, `{"id":"e2","datetime":"2026-01-01T00:00:01+00:00"}`, string(recs[1].RawData))
 	assert.Len(t, msgs.RecordsByStream()["events"], 2)
+	assert.Equal(t, []map[string]any{
+		{"id": "e1", "datetime": "2026-01-01T00:00:00+00:00"},
+		{"id": "e2", "datetime": "2026-01-01T00:00:01+00:00"},
+	}, msgs.Rows("events"))
+	assert.Empty(t, msgs.Rows("lists"))
 
 	st := msgs.StatesOf("events")
 	require.Len(t, st, 1)
@@ -122,6 +132,9 @@ func TestParseAirbyteOutputGivesTypedViews(t *testing.T) {
 	assert.Equal(t, "2.0", st[0].RecordCountLiteral)
 	assert.Equal(t, "0.0", msgs.StatesOf("lists")[0].RecordCountLiteral)
 	assert.Len(t, msgs.States(), 2)
+	assert.JSONEq(t, `{"datetime":"2026-01-01T00:00:01+00:00"}`, string(msgs.LastStreamState("events")))
+	assert.JSONEq(t, `{}`, string(msgs.LastStreamState("lists")))
+	assert.Nil(t, msgs.LastStreamState("flows"), "a stream that wrote no state has none")
 
 	assert.Equal(t, []string{"STARTED", "RUNNING", "RUNNING", "COMPLETE"}, msgs.StreamStatuses("events"))
 	assert.Equal(t, map[string][]string{
@@ -141,6 +154,9 @@ func TestParseAirbyteOutputGivesTypedViews(t *testing.T) {
 	assert.Equal(t, protocol.TraceError{Message: "Klaviyo refused key ****.", InternalMessage: "HTTP 401", FailureType: "config_error", Stream: "lists"}, errs[0])
 	assert.Equal(t, "transient_error", errs[1].FailureType)
 	assert.Equal(t, "system_error", errs[2].FailureType)
+	assert.Equal(t, "config_error: Klaviyo refused key ****.", errs[0].String())
+	assert.Equal(t, "[config_error: Klaviyo refused key ****. transient_error: Klaviyo is down. system_error: bug]", fmt.Sprint(errs),
+		"a failed assertion prints errors as the user reads them")
 
 	logs := msgs.Logs()
 	require.Len(t, logs, 6)
@@ -163,6 +179,8 @@ func TestStateFileIsAcceptedBackByTheConnector(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(string(file), `[{"type":"STREAM","stream":{"stream_descriptor":{"name":"events"}`), string(file))
 
+	assert.JSONEq(t, `{"datetime":"2"}`, string(msgs.LastStreamState("events")), "the last state of a stream wins")
+
 	states, err := emit.ParseState(file)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]json.RawMessage{
@@ -173,6 +191,30 @@ func TestStateFileIsAcceptedBackByTheConnector(t *testing.T) {
 	empty, err := protocol.Messages(nil).StateFile()
 	require.NoError(t, err)
 	assert.Equal(t, "[]", string(empty))
+}
+
+// TestParseAirbyteLineParsesOneLineAsTheOutputParserDoes: the streaming readers see each line exactly as a test that
+// holds the whole output does, and get the same complaint about a bad one.
+func TestParseAirbyteLineParsesOneLineAsTheOutputParserDoes(t *testing.T) {
+	out := airbyteOutput(t)
+	msgs, err := protocol.ParseAirbyteOutput(out)
+	require.NoError(t, err)
+	lines := bytes.Split(bytes.TrimSuffix(out, []byte("\n")), []byte("\n"))
+	require.Len(t, lines, len(msgs))
+	for i, l := range lines {
+		m, err := protocol.ParseAirbyteLine(l)
+		require.NoError(t, err, "line %d", i+1)
+		assert.Zero(t, m.Line, "a lone line has no line number")
+		m.Line = msgs[i].Line
+		assert.Equal(t, msgs[i], m, "line %d", i+1)
+	}
+
+	_, err = protocol.ParseAirbyteLine([]byte(`{"type":"TRACE"}`))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "a TRACE message without trace")
+	_, err = protocol.ParseAirbyteLine([]byte(`{"type":"LOG"`))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not one JSON object")
 }
 
 func TestParseAirbyteOutputRejectsBadFraming(t *testing.T) {

@@ -107,19 +107,15 @@ func parseSingerLine(line []byte, schemas map[string]*SingerSchema) (SingerMessa
 		if err := needStream(); err != nil {
 			return m, err
 		}
-		var props struct {
-			Properties map[string]json.RawMessage `json:"properties"`
-		}
-		if !bytes.HasPrefix(bytes.TrimSpace(w.Schema), []byte("{")) || json.Unmarshal(w.Schema, &props) != nil {
+		props, ok := schemaProperties(w.Schema)
+		if !ok {
 			return m, fmt.Errorf("the SCHEMA of stream %q has no schema object", stream)
 		}
 		if w.KeyProperties == nil {
 			return m, fmt.Errorf("the SCHEMA of stream %q has no key_properties (required, even if empty)", stream)
 		}
-		for _, k := range *w.KeyProperties {
-			if _, ok := props.Properties[k]; !ok {
-				return m, fmt.Errorf("the SCHEMA of stream %q names key property %q, which is not a property of its schema", stream, k)
-			}
+		if k, ok := missingProperty(props, *w.KeyProperties...); ok {
+			return m, fmt.Errorf("the SCHEMA of stream %q names key property %q, which is not a property of its schema", stream, k)
 		}
 		m.Schema = &SingerSchema{Stream: stream, Schema: w.Schema, KeyProperties: *w.KeyProperties, BookmarkProperties: w.BookmarkProperties}
 		schemas[stream] = m.Schema
@@ -233,4 +229,116 @@ func (ms SingerMessages) LastState() json.RawMessage {
 		}
 	}
 	return nil
+}
+
+// schemaProperties returns the top-level properties of a JSON Schema; ok is false when schema is not an object.
+func schemaProperties(schema json.RawMessage) (props map[string]json.RawMessage, ok bool) {
+	var s struct {
+		Properties map[string]json.RawMessage `json:"properties"`
+	}
+	if !bytes.HasPrefix(bytes.TrimSpace(schema), []byte("{")) || json.Unmarshal(schema, &s) != nil {
+		return nil, false
+	}
+	return s.Properties, true
+}
+
+// missingProperty returns the first of names that props lacks.
+func missingProperty(props map[string]json.RawMessage, names ...string) (string, bool) {
+	for _, n := range names {
+		if _, ok := props[n]; !ok {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+// SingerCatalog is a tap's --discover output: the catalog a user or an orchestrator edits and hands back with
+// --catalog.
+type SingerCatalog struct {
+	Streams []SingerCatalogStream
+	Raw     json.RawMessage // the document as printed
+}
+
+// SingerCatalogStream is one stream of a Singer catalog. Metadata stays raw: its breadcrumbs are for the tap and
+// the orchestrator, and a test that reads them decodes what it needs.
+type SingerCatalogStream struct {
+	TapStreamID       string
+	Stream            string
+	Schema            json.RawMessage
+	KeyProperties     []string
+	ReplicationKey    string // "" when the stream has none
+	ReplicationMethod string
+	Metadata          json.RawMessage
+}
+
+// ParseSingerCatalog parses a tap's --discover output and checks what Singer targets and orchestrators rely on,
+// as ParseSingerOutput does for SCHEMA messages: the output is one JSON object with a streams array; every stream
+// has a tap_stream_id no other stream has, an object schema, and key_properties (present, even if empty) that
+// name top-level properties of that schema, as its replication_key does if it has one. The first violation fails
+// the parse.
+func ParseSingerCatalog(stdout []byte) (*SingerCatalog, error) {
+	doc := bytes.TrimSpace(stdout)
+	if !json.Valid(doc) || doc[0] != '{' {
+		return nil, fmt.Errorf("the catalog is not one JSON object: %s", excerpt(doc))
+	}
+	var w struct {
+		Streams *[]json.RawMessage `json:"streams"`
+	}
+	if err := json.Unmarshal(doc, &w); err != nil || w.Streams == nil {
+		return nil, fmt.Errorf("the catalog has no streams array: %s", excerpt(doc))
+	}
+	c := &SingerCatalog{Raw: doc, Streams: make([]SingerCatalogStream, 0, len(*w.Streams))}
+	seen := map[string]bool{}
+	for i, raw := range *w.Streams {
+		s, err := parseSingerCatalogStream(raw)
+		if err != nil {
+			return nil, fmt.Errorf("streams[%d]: %w", i, err)
+		}
+		if seen[s.TapStreamID] {
+			return nil, fmt.Errorf("streams[%d]: tap_stream_id %q is listed twice", i, s.TapStreamID)
+		}
+		seen[s.TapStreamID] = true
+		c.Streams = append(c.Streams, s)
+	}
+	return c, nil
+}
+
+func parseSingerCatalogStream(raw json.RawMessage) (SingerCatalogStream, error) {
+	// The wire shape, where a pointer tells absent key_properties from empty ones.
+	var w struct {
+		TapStreamID       string          `json:"tap_stream_id"`
+		Stream            string          `json:"stream"`
+		Schema            json.RawMessage `json:"schema"`
+		KeyProperties     *[]string       `json:"key_properties"`
+		ReplicationKey    string          `json:"replication_key"`
+		ReplicationMethod string          `json:"replication_method"`
+		Metadata          json.RawMessage `json:"metadata"`
+	}
+	if !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) || json.Unmarshal(raw, &w) != nil {
+		return SingerCatalogStream{}, fmt.Errorf("not a stream object: %s", excerpt(raw))
+	}
+	s := SingerCatalogStream{
+		TapStreamID: w.TapStreamID, Stream: w.Stream, Schema: w.Schema, ReplicationKey: w.ReplicationKey,
+		ReplicationMethod: w.ReplicationMethod, Metadata: w.Metadata,
+	}
+	if s.TapStreamID == "" {
+		return s, fmt.Errorf("a stream without tap_stream_id")
+	}
+	props, ok := schemaProperties(s.Schema)
+	if !ok {
+		return s, fmt.Errorf("stream %q has no schema object", s.TapStreamID)
+	}
+	if w.KeyProperties == nil {
+		return s, fmt.Errorf("stream %q has no key_properties (required, even if empty)", s.TapStreamID)
+	}
+	s.KeyProperties = *w.KeyProperties
+	if k, ok := missingProperty(props, s.KeyProperties...); ok {
+		return s, fmt.Errorf("stream %q names key property %q, which is not a property of its schema", s.TapStreamID, k)
+	}
+	if s.ReplicationKey != "" {
+		if _, ok := missingProperty(props, s.ReplicationKey); ok {
+			return s, fmt.Errorf("stream %q names replication_key %q, which is not a property of its schema", s.TapStreamID, s.ReplicationKey)
+		}
+	}
+	return s, nil
 }

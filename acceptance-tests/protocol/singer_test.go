@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/protocol"
+	"github.com/source-klaviyo/source-klaviyo/catalog"
 	"github.com/source-klaviyo/source-klaviyo/source/emit"
 )
 
@@ -92,6 +93,67 @@ func TestParseSingerOutputChecksWhatTargetsRelyOn(t *testing.T) {
 	assert.Equal(t, "RECORD", msgs[1].Type)
 	assert.Equal(t, int64(3), *msgs[1].Record.Version)
 	assert.Equal(t, int64(3), msgs[2].ActivateVersion.Version)
+}
+
+// TestParseSingerCatalogReadsTheConnectorsCatalog parses the catalog --discover prints, rendered as the command
+// renders it.
+func TestParseSingerCatalogReadsTheConnectorsCatalog(t *testing.T) {
+	doc, err := catalog.SingerCatalog()
+	require.NoError(t, err)
+	out, err := json.MarshalIndent(doc, "", "  ")
+	require.NoError(t, err)
+
+	cat, err := protocol.ParseSingerCatalog(append(out, '\n'))
+	require.NoError(t, err)
+	assert.JSONEq(t, string(out), string(cat.Raw))
+	streams := catalog.Streams()
+	require.Len(t, cat.Streams, len(streams))
+	for i, s := range streams {
+		got := cat.Streams[i]
+		assert.Equal(t, s.Name, got.TapStreamID)
+		assert.Equal(t, s.Name, got.Stream)
+		assert.Equal(t, s.PrimaryKey, got.KeyProperties, "stream %s", s.Name)
+		assert.NotEmpty(t, got.Schema, "stream %s", s.Name)
+		assert.NotEmpty(t, got.Metadata, "stream %s", s.Name)
+		if s.Cursor != nil {
+			assert.Equal(t, s.Cursor.Field, got.ReplicationKey, "stream %s", s.Name)
+			assert.Equal(t, "INCREMENTAL", got.ReplicationMethod, "stream %s", s.Name)
+		} else {
+			assert.Empty(t, got.ReplicationKey, "stream %s", s.Name)
+		}
+	}
+}
+
+func TestParseSingerCatalogChecksWhatTargetsRelyOn(t *testing.T) {
+	stream := func(fields string) string {
+		return `{"streams":[{"tap_stream_id":"s","schema":{"type":"object","properties":{"id":{},"at":{}}}` + fields + `}]}`
+	}
+	_, err := protocol.ParseSingerCatalog([]byte(stream(`,"key_properties":["id"],"replication_key":"at"`)))
+	require.NoError(t, err)
+	_, err = protocol.ParseSingerCatalog([]byte(stream(`,"key_properties":[]`)))
+	require.NoError(t, err, "key_properties may be empty")
+
+	cases := map[string]string{
+		``:                            "not one JSON object",
+		`[]`:                          "not one JSON object",
+		`{"streams":[]} {}`:           "not one JSON object",
+		`{}`:                          "no streams array",
+		`{"streams":{}}`:              "no streams array",
+		`{"streams":["s"]}`:           "streams[0]: not a stream object",
+		`{"streams":[{"schema":{}}]}`: "streams[0]: a stream without tap_stream_id",
+		`{"streams":[{"tap_stream_id":"s","schema":[],"key_properties":[]}]}`: `stream "s" has no schema object`,
+		stream(``):                           `stream "s" has no key_properties`,
+		stream(`,"key_properties":["nope"]`): `stream "s" names key property "nope"`,
+		stream(`,"key_properties":["id"],"replication_key":"nope"`):                                                                 `stream "s" names replication_key "nope"`,
+		`{"streams":[{"tap_stream_id":"s","schema":{},"key_properties":[]},{"tap_stream_id":"s","schema":{},"key_properties":[]}]}`: `streams[1]: tap_stream_id "s" is listed twice`,
+	}
+	for in, want := range cases {
+		t.Run(in, func(t *testing.T) {
+			_, err := protocol.ParseSingerCatalog([]byte(in))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), want)
+		})
+	}
 }
 
 // BenchmarkValidateLine shows what validating every line of an end-to-end run costs.

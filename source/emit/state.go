@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/source-klaviyo/source-klaviyo/catalog/jsonkind"
 )
 
 // ParseState reads a state file into one state object per stream name. It accepts every shape a user or an
@@ -39,7 +41,7 @@ func ParseState(data []byte) (map[string]json.RawMessage, error) {
 	case '{':
 		err = p.document(data, true)
 	default:
-		err = fmt.Errorf("the state is %s; want a JSON array of Airbyte state messages or a JSON object", kindOf(data))
+		err = fmt.Errorf("the state is %s; want a JSON array of Airbyte state messages or a JSON object", jsonkind.Of(data))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("state file: %w", err)
@@ -79,12 +81,12 @@ func (p stateParser) document(data []byte, envelopes bool) error {
 	if t, ok := obj["type"]; ok {
 		var typ string
 		if err := json.Unmarshal(t, &typ); err != nil {
-			return fmt.Errorf("the state's \"type\" is %s, not a string", kindOf(t))
+			return fmt.Errorf("the state's \"type\" is %s, not a string", jsonkind.Of(t))
 		}
 		if strings.EqualFold(typ, "STATE") && envelopes {
 			if v, ok := obj["value"]; ok {
-				if kindOf(v) != "an object" {
-					return fmt.Errorf("the STATE message's value is %s, not a JSON object", kindOf(v))
+				if jsonkind.Of(v) != "an object" {
+					return fmt.Errorf("the STATE message's value is %s, not a JSON object", jsonkind.Of(v))
 				}
 				return p.document(v, false)
 			}
@@ -111,12 +113,12 @@ func (p stateParser) document(data []byte, envelopes bool) error {
 func (p stateParser) message(data []byte, where string) error {
 	obj, err := object(data)
 	if err != nil {
-		return fmt.Errorf("%s is %s, not a state message object", where, kindOf(data))
+		return fmt.Errorf("%s is %s, not a state message object", where, jsonkind.Of(data))
 	}
 	var typ string
 	if t, ok := obj["type"]; ok {
 		if err := json.Unmarshal(t, &typ); err != nil {
-			return fmt.Errorf("%s has a \"type\" that is %s, not a string", where, kindOf(t))
+			return fmt.Errorf("%s has a \"type\" that is %s, not a string", where, jsonkind.Of(t))
 		}
 		typ = strings.ToUpper(typ)
 	} else {
@@ -146,7 +148,7 @@ func (p stateParser) message(data []byte, where string) error {
 		}
 		gobj, err := object(g)
 		if err != nil {
-			return fmt.Errorf("%s is a GLOBAL state whose global is %s, not an object", where, kindOf(g))
+			return fmt.Errorf("%s is a GLOBAL state whose global is %s, not an object", where, jsonkind.Of(g))
 		}
 		ss, ok := gobj["stream_states"]
 		if !ok {
@@ -154,7 +156,7 @@ func (p stateParser) message(data []byte, where string) error {
 		}
 		var states []json.RawMessage
 		if err := json.Unmarshal(ss, &states); err != nil {
-			return fmt.Errorf("%s is a GLOBAL state whose global.stream_states is %s, not an array", where, kindOf(ss))
+			return fmt.Errorf("%s is a GLOBAL state whose global.stream_states is %s, not an array", where, jsonkind.Of(ss))
 		}
 		for i, s := range states {
 			if err := p.streamState(s, where+" is a GLOBAL state", fmt.Sprintf("global.stream_states[%d].", i)); err != nil {
@@ -177,7 +179,7 @@ func (p stateParser) message(data []byte, where string) error {
 func (p stateParser) streamState(data []byte, what, path string) error {
 	obj, err := object(data)
 	if err != nil {
-		return fmt.Errorf("%s whose %s is %s, not an object", what, strings.TrimSuffix(path, "."), kindOf(data))
+		return fmt.Errorf("%s whose %s is %s, not an object", what, strings.TrimSuffix(path, "."), jsonkind.Of(data))
 	}
 	d, ok := obj["stream_descriptor"]
 	if !ok {
@@ -185,7 +187,7 @@ func (p stateParser) streamState(data []byte, what, path string) error {
 	}
 	desc, err := object(d)
 	if err != nil {
-		return fmt.Errorf("%s whose %sstream_descriptor is %s, not an object", what, path, kindOf(d))
+		return fmt.Errorf("%s whose %sstream_descriptor is %s, not an object", what, path, jsonkind.Of(d))
 	}
 	n, ok := desc["name"]
 	if !ok {
@@ -193,7 +195,7 @@ func (p stateParser) streamState(data []byte, what, path string) error {
 	}
 	var name string
 	if err := json.Unmarshal(n, &name); err != nil {
-		return fmt.Errorf("%s whose %sstream_descriptor.name is %s, not a string", what, path, kindOf(n))
+		return fmt.Errorf("%s whose %sstream_descriptor.name is %s, not a string", what, path, jsonkind.Of(n))
 	}
 	if name == "" {
 		return fmt.Errorf("%s whose %sstream_descriptor.name is empty", what, path)
@@ -208,7 +210,7 @@ func (p stateParser) legacy(data []byte, where string) error {
 	}
 	obj, err := object(data)
 	if err != nil {
-		return fmt.Errorf("%s is %s, not an object", where, kindOf(data))
+		return fmt.Errorf("%s is %s, not an object", where, jsonkind.Of(data))
 	}
 	if b, ok := obj["bookmarks"]; ok {
 		return p.bookmarks(b, where+".bookmarks")
@@ -223,7 +225,7 @@ func (p stateParser) bookmarks(data []byte, where string) error {
 	}
 	obj, err := object(data)
 	if err != nil {
-		return fmt.Errorf("%s is %s, not an object", where, kindOf(data))
+		return fmt.Errorf("%s is %s, not an object", where, jsonkind.Of(data))
 	}
 	return p.perStream(obj, where+".")
 }
@@ -252,7 +254,7 @@ func (p stateParser) put(name string, v json.RawMessage, what string) error {
 	}
 	c, err := compactObject(v)
 	if err != nil {
-		return fmt.Errorf("%s is %s, not a JSON object", what, kindOf(v))
+		return fmt.Errorf("%s is %s, not a JSON object", what, jsonkind.Of(v))
 	}
 	p.out[name] = c
 	return nil
@@ -262,28 +264,7 @@ func (p stateParser) put(name string, v json.RawMessage, what string) error {
 func object(data []byte) (map[string]json.RawMessage, error) {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
-		return nil, fmt.Errorf("the state is %s; want a JSON object", kindOf(data))
+		return nil, fmt.Errorf("the state is %s; want a JSON object", jsonkind.Of(data))
 	}
 	return obj, nil
-}
-
-// kindOf names the JSON kind of a valid value for error sentences ("a string", "an array").
-func kindOf(v []byte) string {
-	v = bytes.TrimSpace(v)
-	if len(v) == 0 {
-		return "empty"
-	}
-	switch v[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
 }
