@@ -1,0 +1,362 @@
+package source_test
+
+// The output of release 0.1.0, locked. TestRelease runs the release's syncs in process against a deterministic
+// sandbox and compares every record, byte for byte, and every final state with the files under
+// testdata/release-0.1.0/. A refactor of the engine that changes no output keeps it green; one that changes any
+// record, drops or duplicates one, or ends on a different cursor fails it, naming the run, the stream and the
+// first line that differs.
+//
+// Regenerate the goldens, only when a change of output is intended, with:
+//
+//	go test ./source -run TestRelease -update
+//
+// and review the diff of testdata/ like code.
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/stretchr/testify/require"
+
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/sandbox"
+	"github.com/source-klaviyo/source-klaviyo/catalog"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/release-0.1.0 from this build's output")
+
+// releaseDir holds the goldens of the release the tests lock.
+const releaseDir = "testdata/release-0.1.0"
+
+// releaseOptions is the sandbox the goldens were taken from: a fixed seed, a fixed clock and a scale small enough
+// that every run takes a fraction of a second, yet large enough that profiles, lists and templates span several
+// pages and every stream has records.
+func releaseOptions() sandbox.Options {
+	return sandbox.Options{
+		Seed:  20260715,
+		Now:   time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC),
+		Scale: sandbox.Scale{Profiles: 60, Events: 200},
+	}
+}
+
+// releaseAdvance is how far the sandbox clock moves between the first and the second incremental sync: Klaviyo
+// creates records and updates some existing ones in between.
+const releaseAdvance = 72 * time.Hour
+
+// The runs whose output is locked, each a folder under releaseDir.
+const (
+	runFullRefresh       = "airbyte-full-refresh"
+	runIncremental       = "airbyte-incremental"
+	runIncrementalAfter  = "airbyte-incremental-after-72h"
+	runSinger            = "singer-incremental"
+	runSingerAfter       = "singer-incremental-after-72h"
+	statesExamplesFolder = "states"
+)
+
+// goldenRun is what one run leaves in its folder: the sorted RECORD lines of every configured stream
+// (records/<stream>.jsonl, empty when the stream wrote none), the final state of every stream (final-states.json)
+// and the whole state file the next sync would be given (state.json).
+type goldenRun struct {
+	name    string
+	streams []string
+	records map[string][]string
+	final   map[string]json.RawMessage
+	// stateFile is the resume file: for Airbyte the array of per-stream STATE messages a platform passes back,
+	// for Singer the last STATE's value.
+	stateFile []byte
+}
+
+func TestRelease(t *testing.T) {
+	srv := startSandbox(t, releaseOptions())
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "config.json", configFor(srv, nil))
+	all := streamNames()
+	fullCat := airbyteCatalog(t, dir, cfg, false)
+	incCat := airbyteCatalog(t, dir, cfg, true)
+	singerCat := singerCatalog(t, dir, cfg)
+	t0 := srv.Now()
+
+	// (a) full refresh of every stream, (b) incremental of every incremental stream from no state, in both
+	// dialects, all at the same sandbox moment.
+	full := airbyteRun(t, runFullRefresh, t0, cfg, fullCat, "", nil, all)
+	inc := airbyteRun(t, runIncremental, t0, cfg, incCat, "", nil, all)
+	sng := singerRun(t, runSinger, t0, cfg, singerCat, "", nil, all)
+
+	// The state examples part 2 resumes from are cut from these runs' final states.
+	t.Run(statesExamplesFolder, func(t *testing.T) { compareStateExamples(t, full, inc, sng) })
+
+	// (c) Klaviyo moves on; the next incremental sync resumes from (b)'s state, with the clock at the new moment.
+	srv.Advance(releaseAdvance)
+	t1 := srv.Now()
+	require.Equal(t, t0.Add(releaseAdvance), t1)
+	airbyteRun(t, runIncrementalAfter, t1, cfg, incCat, writeFile(t, dir, "airbyte-state.json", inc.stateFile), inc.final, all)
+	singerRun(t, runSingerAfter, t1, cfg, singerCat, writeFile(t, dir, "singer-state.json", sng.stateFile), sng.final, all)
+}
+
+// airbyteRun runs one Airbyte read, checks its state invariants and compares it with its golden folder.
+// initial is the per-stream state the run resumes from (nil for none).
+func airbyteRun(t *testing.T, name string, now time.Time, cfg, cat, state string, initial map[string]json.RawMessage, streams []string) goldenRun {
+	t.Helper()
+	r, o := airbyteRead(t, now, cfg, cat, state)
+	g := goldenRun{name: name, streams: streams}
+	ok := t.Run(name, func(t *testing.T) {
+		requireCompleted(t, r, o, streams)
+		g.final = checkAirbyteStates(t, o, initial, now)
+		g.records = sortedAll(o, streams)
+		g.stateFile = airbyteStateFile(g.final)
+		compareRun(t, g)
+	})
+	if !ok && g.final == nil {
+		t.FailNow()
+	}
+	return g
+}
+
+// singerRun is airbyteRun for a Singer sync.
+func singerRun(t *testing.T, name string, now time.Time, cfg, cat, state string, initial map[string]json.RawMessage, streams []string) goldenRun {
+	t.Helper()
+	r, o := singerSync(t, now, cfg, cat, state)
+	g := goldenRun{name: name, streams: streams}
+	ok := t.Run(name, func(t *testing.T) {
+		require.Equal(t, 0, r.code, "the Singer sync failed:\n%s", r.stderr)
+		require.NotContains(t, r.stderr, "CRITICAL")
+		require.Len(t, o.schemas, len(streams), "every selected stream announces its SCHEMA")
+		var repeats int
+		g.final, repeats = checkSingerStates(t, o, initial, now)
+		t.Logf("%d of %d STATEs repeat the previous one", repeats, len(o.states))
+		for _, s := range streams {
+			require.Contains(t, g.final, s, "the last STATE has no bookmark for %s", s)
+		}
+		g.records = sortedAll(o, streams)
+		g.stateFile = singerStateFile(g.final)
+		compareRun(t, g)
+	})
+	if !ok && g.final == nil {
+		t.FailNow()
+	}
+	return g
+}
+
+func sortedAll(o *syncOutput, streams []string) map[string][]string {
+	out := map[string][]string{}
+	for _, s := range streams {
+		out[s] = o.sortedRecords(s)
+	}
+	for s := range o.records {
+		if _, ok := out[s]; !ok {
+			panic("records of a stream that was not configured: " + s)
+		}
+	}
+	return out
+}
+
+// compareRun compares (or, with -update, writes) every file of a run's folder, one subtest per stream so that a
+// failure names the stream.
+func compareRun(t *testing.T, g goldenRun) {
+	t.Helper()
+	base := filepath.Join(releaseDir, g.name)
+	if *update {
+		require.NoError(t, os.RemoveAll(base))
+		require.NoError(t, os.MkdirAll(filepath.Join(base, "records"), 0o755))
+	}
+	for _, s := range g.streams {
+		t.Run(s, func(t *testing.T) {
+			compareGolden(t, filepath.Join(base, "records", s+".jsonl"), joinLines(g.records[s]))
+		})
+	}
+	// A golden of a stream the run no longer configures would otherwise go unchecked.
+	files, err := filepath.Glob(filepath.Join(base, "records", "*.jsonl"))
+	require.NoError(t, err)
+	for _, f := range files {
+		require.Contains(t, g.streams, strings.TrimSuffix(filepath.Base(f), ".jsonl"), "%s has no stream in the run", f)
+	}
+	compareGolden(t, filepath.Join(base, "final-states.json"), formatStates(g.final, "  "))
+	compareGolden(t, filepath.Join(base, "state.json"), g.stateFile)
+}
+
+// compareGolden compares got with the golden file at path, byte for byte, and fails naming the first line that
+// differs. With -update it writes the file instead.
+func compareGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		require.NoError(t, os.WriteFile(path, got, 0o644))
+		return
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "golden file missing; regenerate with `go test ./source -run TestRelease -update`")
+	if bytes.Equal(got, want) {
+		return
+	}
+	gl, wl := splitLines(got), splitLines(want)
+	i := 0
+	for i < len(gl) && i < len(wl) && gl[i] == wl[i] {
+		i++
+	}
+	line := func(ls []string) string {
+		if i < len(ls) {
+			return ls[i]
+		}
+		return "<end of output>"
+	}
+	t.Fatalf("%s differs from the release's output: %d lines now, %d in the golden; first difference at line %d (lines are sorted):\n got: %.2000s\nwant: %.2000s\nIf the change is intended, regenerate with `go test ./source -run TestRelease -update` and review the diff.",
+		path, len(gl), len(wl), i+1, line(gl), line(wl))
+}
+
+func splitLines(b []byte) []string {
+	s := strings.TrimSuffix(string(b), "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+func joinLines(ls []string) []byte {
+	if len(ls) == 0 {
+		return nil
+	}
+	return []byte(strings.Join(ls, "\n") + "\n")
+}
+
+// formatStates renders per-stream states as a JSON object with one stream per line, sorted, so a diff names the
+// stream whose state changed.
+func formatStates(m map[string]json.RawMessage, indent string) []byte {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b bytes.Buffer
+	b.WriteString("{\n")
+	for i, n := range names {
+		q, _ := json.Marshal(n)
+		fmt.Fprintf(&b, "%s%s: %s", indent, q, m[n])
+		if i < len(names)-1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString(strings.TrimSuffix(indent, "  ") + "}")
+	if indent == "  " {
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+// airbyteStateFile is the state a platform passes to the next read: the array of the last STREAM state of every
+// stream, sorted by stream, one per line.
+func airbyteStateFile(final map[string]json.RawMessage) []byte {
+	names := make([]string, 0, len(final))
+	for n := range final {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b bytes.Buffer
+	b.WriteString("[\n")
+	for i, n := range names {
+		q, _ := json.Marshal(n)
+		fmt.Fprintf(&b, `  {"type":"STREAM","stream":{"stream_descriptor":{"name":%s},"stream_state":%s}}`, q, final[n])
+		if i < len(names)-1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString("]\n")
+	return b.Bytes()
+}
+
+// singerStateFile is the Singer state file of the next run: the bookmarks wrapper, one stream per line.
+func singerStateFile(bookmarks map[string]json.RawMessage) []byte {
+	return append(append([]byte("{\n  \"bookmarks\": "), formatStates(bookmarks, "    ")...), "\n}\n"...)
+}
+
+// subset keeps the named streams' states.
+func subset(m map[string]json.RawMessage, keep func(catalog.Stream) bool) map[string]json.RawMessage {
+	out := map[string]json.RawMessage{}
+	for _, s := range catalog.Streams() {
+		if st, ok := m[s.Name]; ok && keep(s) {
+			out[s.Name] = st
+		}
+	}
+	return out
+}
+
+func isCollectionIncremental(s catalog.Stream) bool {
+	return s.Incremental() && s.Kind == catalog.Collection
+}
+func isPerParentIncremental(s catalog.Stream) bool {
+	return s.Incremental() && s.Kind == catalog.PerParent
+}
+
+// stateExample is one state shape this release writes or accepts, saved as a file the resume test starts from.
+type stateExample struct {
+	file    string // under releaseDir/states
+	singer  bool   // resumed with a Singer sync (else Airbyte read)
+	from    string // the run whose records the state covers
+	streams []string
+}
+
+// stateExamples are the shapes: the collection cursor {"<field>": ..., "ids_at_cursor": [...]}, the per-parent
+// {"parents": {...}}, the full refresh {} (here on every stream, incremental ones included, as a full refresh
+// leaves it), the Singer bookmarks wrapper, and the Singer SDK's {"replication_key", "replication_key_value"}
+// bookmark, which carries no ids.
+func stateExamples() []stateExample {
+	names := func(keep func(catalog.Stream) bool) []string {
+		var out []string
+		for _, s := range catalog.Streams() {
+			if keep(s) {
+				out = append(out, s.Name)
+			}
+		}
+		return out
+	}
+	return []stateExample{
+		{file: "airbyte-collection.json", from: runIncremental, streams: names(isCollectionIncremental)},
+		{file: "airbyte-per-parent.json", from: runIncremental, streams: names(isPerParentIncremental)},
+		{file: "airbyte-full-refresh.json", from: runFullRefresh, streams: streamNames()},
+		{file: "singer-bookmarks.json", singer: true, from: runSinger, streams: incrementalNames()},
+		{file: "singer-sdk-replication-key-value.json", singer: true, from: runSinger, streams: names(isCollectionIncremental)},
+	}
+}
+
+// compareStateExamples derives every state example from the runs' final states and compares it with its file.
+func compareStateExamples(t *testing.T, full, inc, sng goldenRun) {
+	for _, ex := range stateExamples() {
+		var b []byte
+		switch ex.file {
+		case "airbyte-collection.json":
+			b = airbyteStateFile(subset(inc.final, isCollectionIncremental))
+		case "airbyte-per-parent.json":
+			b = airbyteStateFile(subset(inc.final, isPerParentIncremental))
+		case "airbyte-full-refresh.json":
+			b = full.stateFile
+		case "singer-bookmarks.json":
+			b = singerStateFile(subset(sng.final, catalog.Stream.Incremental))
+		case "singer-sdk-replication-key-value.json":
+			sdk := map[string]json.RawMessage{}
+			for name, st := range subset(sng.final, isCollectionIncremental) {
+				s, _ := catalog.Lookup(name)
+				var m map[string]json.RawMessage
+				require.NoError(t, json.Unmarshal(st, &m))
+				v, ok := m[s.Cursor.Field]
+				require.True(t, ok, "the final bookmark of %s has no %s: %s", name, s.Cursor.Field, st)
+				sdk[name] = json.RawMessage(fmt.Sprintf(`{"replication_key":%q,"replication_key_value":%s}`, s.Cursor.Field, v))
+			}
+			b = singerStateFile(sdk)
+		default:
+			t.Fatalf("no derivation for %s", ex.file)
+		}
+		compareGolden(t, filepath.Join(releaseDir, statesExamplesFolder, ex.file), b)
+	}
+	require.True(t, slices.Equal(incrementalNames(), append(stateExamples()[0].streams, stateExamples()[1].streams...)) ||
+		len(incrementalNames()) == len(stateExamples()[0].streams)+len(stateExamples()[1].streams),
+		"every incremental stream is either a collection or a per-parent stream")
+}
