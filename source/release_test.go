@@ -289,9 +289,12 @@ func subset(m map[string]json.RawMessage, keep func(catalog.Stream) bool) map[st
 	return out
 }
 
+// isCollectionIncremental: streams whose state is one cursor, {"<field>": ..., "ids_at_cursor": [...]}.
 func isCollectionIncremental(s catalog.Stream) bool {
 	return s.Incremental() && s.Kind == catalog.Collection
 }
+
+// isPerParentIncremental: streams whose state is a cursor per parent, {"parents": {...}}.
 func isPerParentIncremental(s catalog.Stream) bool {
 	return s.Incremental() && s.Kind == catalog.PerParent
 }
@@ -359,4 +362,175 @@ func compareStateExamples(t *testing.T, full, inc, sng goldenRun) {
 	require.True(t, slices.Equal(incrementalNames(), append(stateExamples()[0].streams, stateExamples()[1].streams...)) ||
 		len(incrementalNames()) == len(stateExamples()[0].streams)+len(stateExamples()[1].streams),
 		"every incremental stream is either a collection or a per-parent stream")
+}
+
+// TestReleaseStatesResume resumes from every state shape saved in testdata/release-0.1.0/states, in the dialect
+// that writes it, once at the moment the state was taken and once after the sandbox moved on by releaseAdvance.
+// Per stream it checks that the resumed sync writes no record the run that produced the state already wrote
+// (the Singer SDK bookmark excepted at its exact timestamp, since it carries no ids), that together the two runs
+// miss nothing a clean full refresh of the same moment reads, and that no cursor moves back from the state it
+// resumed from. The full refresh state {} promises nothing, so resuming from it must read everything again.
+// It must run after TestRelease, which writes the state files when -update is given: Go runs the tests of a file
+// in source order.
+func TestReleaseStatesResume(t *testing.T) {
+	srv := startSandbox(t, releaseOptions())
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "config.json", configFor(srv, nil))
+	fullCat := airbyteCatalog(t, dir, cfg, false)
+
+	phase := func(t *testing.T, oracle map[string][]json.RawMessage) {
+		now := srv.Now()
+		for _, ex := range stateExamples() {
+			t.Run(strings.TrimSuffix(ex.file, ".json"), func(t *testing.T) {
+				resumeFrom(t, dir, cfg, now, ex, oracle)
+			})
+		}
+	}
+	// At the same moment the clean full read is the full refresh golden, and the resumed syncs must write
+	// nothing the state covers.
+	t.Run("same-moment", func(t *testing.T) {
+		oracle := map[string][]json.RawMessage{}
+		for _, s := range streamNames() {
+			oracle[s] = goldenData(t, runFullRefresh, s)
+		}
+		phase(t, oracle)
+	})
+	srv.Advance(releaseAdvance)
+	t.Run("after-72h", func(t *testing.T) {
+		r, o := airbyteRead(t, srv.Now(), cfg, fullCat, "")
+		requireCompleted(t, r, o, streamNames())
+		oracle := map[string][]json.RawMessage{}
+		for s, ls := range o.records {
+			for _, l := range ls {
+				oracle[s] = append(oracle[s], recordData(t, l))
+			}
+		}
+		phase(t, oracle)
+	})
+}
+
+// resumeFrom runs one resume from a state example and checks it against the run that produced the state and the
+// clean full read (oracle) of the same moment.
+func resumeFrom(t *testing.T, dir, cfg string, now time.Time, ex stateExample, oracle map[string][]json.RawMessage) {
+	t.Helper()
+	path := filepath.Join(releaseDir, statesExamplesFolder, ex.file)
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err, "regenerate with `go test ./source -run TestRelease -update`")
+	state, err := filepath.Abs(path)
+	require.NoError(t, err)
+	initial := parseStateFile(t, raw, ex.singer)
+	require.NotEmpty(t, initial)
+
+	var o *syncOutput
+	if ex.singer {
+		var r result
+		r, o = singerSync(t, now, cfg, singerCatalog(t, dir, cfg, ex.streams...), state)
+		require.Equal(t, 0, r.code, r.stderr)
+		checkSingerStates(t, o, initial, now)
+	} else {
+		var r result
+		r, o = airbyteRead(t, now, cfg, airbyteCatalog(t, dir, cfg, true, ex.streams...), state)
+		requireCompleted(t, r, o, ex.streams)
+		checkAirbyteStates(t, o, initial, now)
+	}
+
+	var written, again, checked int
+	for _, name := range ex.streams {
+		s, _ := catalog.Lookup(name)
+		written += len(o.records[name])
+		resumed := map[string]bool{}
+		for _, l := range o.records[name] {
+			resumed[string(recordData(t, l))] = true
+		}
+		before := map[string]bool{}
+		for _, d := range goldenData(t, ex.from, name) {
+			before[string(d)] = true
+		}
+		restart := ex.file == "airbyte-full-refresh.json"
+		if !restart {
+			// Nothing the producing run wrote is written again, except what the SDK bookmark cannot tell apart.
+			var boundary time.Time
+			if ex.file == "singer-sdk-replication-key-value.json" {
+				boundary = cursorsOf(t, initial[name])["/"+s.Cursor.Field]
+				require.False(t, boundary.IsZero(), "%s: no replication_key_value in %s", name, initial[name])
+			}
+			for d := range resumed {
+				if !before[d] {
+					continue
+				}
+				c, ok := recordCursor(t, s, json.RawMessage(d))
+				require.True(t, ok && c.Equal(boundary), "stream %s: the resumed sync wrote again a record the state covers: %.500s", name, d)
+				again++
+			}
+		}
+		// Nothing a clean full read of this moment holds is missing from the two runs together. Records at or
+		// after the sync start are left out: an incremental cursor stops at its sync's start, so they belong to
+		// the next sync.
+		for _, d := range oracle[name] {
+			if c, ok := recordCursor(t, s, d); ok && !c.Before(now) {
+				continue
+			}
+			found := resumed[string(d)] || (!restart && before[string(d)])
+			require.True(t, found, "stream %s: a record of the clean full read is missing after resuming from %s: %.500s", name, ex.file, d)
+			checked++
+		}
+	}
+	t.Logf("%d streams: %d records written, %d of them again at the SDK bookmark's timestamp; %d records of the clean read found", len(ex.streams), written, again, checked)
+}
+
+// parseStateFile reads a state example into per-stream states.
+func parseStateFile(t *testing.T, raw []byte, singer bool) map[string]json.RawMessage {
+	t.Helper()
+	out := map[string]json.RawMessage{}
+	if singer {
+		var doc struct {
+			Bookmarks map[string]json.RawMessage `json:"bookmarks"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &doc))
+		return doc.Bookmarks
+	}
+	var msgs []struct {
+		Type   string `json:"type"`
+		Stream struct {
+			StreamDescriptor struct {
+				Name string `json:"name"`
+			} `json:"stream_descriptor"`
+			StreamState json.RawMessage `json:"stream_state"`
+		} `json:"stream"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &msgs))
+	for _, m := range msgs {
+		require.Equal(t, "STREAM", m.Type)
+		out[m.Stream.StreamDescriptor.Name] = m.Stream.StreamState
+	}
+	return out
+}
+
+// goldenData reads the record data of one stream of a golden run.
+func goldenData(t *testing.T, run, stream string) []json.RawMessage {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(releaseDir, run, "records", stream+".jsonl"))
+	require.NoError(t, err, "regenerate with `go test ./source -run TestRelease -update`")
+	var out []json.RawMessage
+	for _, l := range splitLines(b) {
+		out = append(out, recordData(t, l))
+	}
+	return out
+}
+
+// recordCursor is a record's cursor value, false for streams without one.
+func recordCursor(t *testing.T, s catalog.Stream, data json.RawMessage) (time.Time, bool) {
+	t.Helper()
+	if s.Cursor == nil {
+		return time.Time{}, false
+	}
+	var m map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(data, &m))
+	var v string
+	if json.Unmarshal(m[s.Cursor.Field], &v) != nil || v == "" {
+		return time.Time{}, false
+	}
+	c, err := time.Parse(time.RFC3339Nano, v)
+	require.NoError(t, err, "stream %s: cursor %q", s.Name, v)
+	return c, true
 }
