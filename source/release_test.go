@@ -506,10 +506,27 @@ func parseStateFile(t *testing.T, raw []byte, singer bool) map[string]json.RawMe
 	return out
 }
 
+// readGolden reads the sorted RECORD lines of one stream of a golden run.
+func readGolden(run, stream string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(releaseDir, run, "records", stream+".jsonl"))
+}
+
+// goldenFinal reads one stream's final state in a golden run.
+func goldenFinal(t *testing.T, run, stream string) json.RawMessage {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(releaseDir, run, "final-states.json"))
+	require.NoError(t, err)
+	var m map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(b, &m))
+	st, ok := m[stream]
+	require.True(t, ok, "no final state of %s in %s", stream, run)
+	return st
+}
+
 // goldenData reads the record data of one stream of a golden run.
 func goldenData(t *testing.T, run, stream string) []json.RawMessage {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(releaseDir, run, "records", stream+".jsonl"))
+	b, err := readGolden(run, stream)
 	require.NoError(t, err, "regenerate with `go test ./source -run TestRelease -update`")
 	var out []json.RawMessage
 	for _, l := range splitLines(b) {
@@ -533,4 +550,32 @@ func recordCursor(t *testing.T, s catalog.Stream, data json.RawMessage) (time.Ti
 	c, err := time.Parse(time.RFC3339Nano, v)
 	require.NoError(t, err, "stream %s: cursor %q", s.Name, v)
 	return c, true
+}
+
+// TestReleaseCommands locks what the release prints for every command that is not a sync: spec, discover, Singer
+// --discover, --about in both formats and --version, each compared byte for byte with
+// testdata/release-0.1.0/commands/. The refactor moves these commands too.
+func TestReleaseCommands(t *testing.T) {
+	srv := shared(t)
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "config.json", configFor(srv, nil))
+	for _, c := range []struct {
+		name, file string
+		argv       []string
+	}{
+		{"spec", "spec.jsonl", []string{"spec"}},
+		{"discover", "discover.jsonl", []string{"discover", "--config", cfg}},
+		{"singer-discover", "singer-discover.json", []string{"--config", cfg, "--discover"}},
+		{"about", "about.json", []string{"--about"}},
+		{"about-format-json", "about.json", []string{"--about", "--format", "json"}},
+		{"about-format-markdown", "about.md", []string{"--about", "--format", "markdown"}},
+		{"version", "version.txt", []string{"--version"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := invoke(t, srv.Now(), c.argv...)
+			require.Equal(t, 0, r.code, "%s\n%s", r.stdout, r.stderr)
+			require.Empty(t, r.stderr)
+			compareGolden(t, filepath.Join(releaseDir, "commands", c.file), []byte(r.stdout))
+		})
+	}
 }
