@@ -180,7 +180,7 @@ type syncOutput struct {
 	statuses map[string][]string // Airbyte stream statuses in order
 	errors   []abMsg
 	logs     []string
-	schemas  map[string]json.RawMessage // Singer SCHEMA messages per stream
+	schemas  map[string]json.RawMessage // Singer SCHEMA message lines per stream
 }
 
 func newSyncOutput() *syncOutput {
@@ -247,9 +247,8 @@ func parseAirbyte(t *testing.T, stdout string) *syncOutput {
 
 // singerMsg is the subset of a Singer message the tests read.
 type singerMsg struct {
-	Type   string          `json:"type"`
-	Stream string          `json:"stream"`
-	Schema json.RawMessage `json:"schema"`
+	Type   string `json:"type"`
+	Stream string `json:"stream"`
 	Value  *struct {
 		Bookmarks map[string]json.RawMessage `json:"bookmarks"`
 	} `json:"value"`
@@ -267,7 +266,7 @@ func parseSinger(t *testing.T, stdout string) *syncOutput {
 		case "SCHEMA":
 			_, dup := o.schemas[m.Stream]
 			require.False(t, dup, "SCHEMA of %s written twice", m.Stream)
-			o.schemas[m.Stream] = m.Schema
+			o.schemas[m.Stream] = json.RawMessage(line)
 		case "RECORD":
 			_, announced := o.schemas[m.Stream]
 			require.True(t, announced, "a RECORD of %s came before its SCHEMA", m.Stream)
@@ -530,6 +529,13 @@ func airbyteCatalog(t *testing.T, dir, cfg string, incremental bool, names ...st
 // `--discover` prints, with the replication method discover proposes (INCREMENTAL wherever the stream has a key).
 func singerCatalog(t *testing.T, dir, cfg string, names ...string) string {
 	t.Helper()
+	return singerCatalogAs(t, dir, cfg, "", names...)
+}
+
+// singerCatalogAs is singerCatalog with every selected stream's root replication-method set to method ("" keeps
+// what discover proposes).
+func singerCatalogAs(t *testing.T, dir, cfg, method string, names ...string) string {
+	t.Helper()
 	r := invoke(t, time.Time{}, "--config", cfg, "--discover")
 	require.Equal(t, 0, r.code, r.stderr)
 	var doc struct {
@@ -549,6 +555,9 @@ func singerCatalog(t *testing.T, dir, cfg string, names ...string) string {
 			m := md.(map[string]any)
 			if len(m["breadcrumb"].([]any)) == 0 {
 				m["metadata"].(map[string]any)["selected"] = true
+				if method != "" {
+					m["metadata"].(map[string]any)["replication-method"] = method
+				}
 			}
 		}
 		streams = append(streams, s)
