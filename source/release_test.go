@@ -66,6 +66,7 @@ const (
 // and the whole state file the next sync would be given (state.json).
 type goldenRun struct {
 	name    string
+	url     string // the sandbox's base URL, which must appear in no record (it changes with the port)
 	streams []string
 	records map[string][]string
 	final   map[string]json.RawMessage
@@ -86,9 +87,9 @@ func TestRelease(t *testing.T) {
 
 	// (a) full refresh of every stream, (b) incremental of every incremental stream from no state, in both
 	// dialects, all at the same sandbox moment.
-	full := airbyteRun(t, runFullRefresh, t0, cfg, fullCat, "", nil, all)
-	inc := airbyteRun(t, runIncremental, t0, cfg, incCat, "", nil, all)
-	sng := singerRun(t, runSinger, t0, cfg, singerCat, "", nil, all)
+	full := airbyteRun(t, runFullRefresh, srv, cfg, fullCat, "", nil, all)
+	inc := airbyteRun(t, runIncremental, srv, cfg, incCat, "", nil, all)
+	sng := singerRun(t, runSinger, srv, cfg, singerCat, "", nil, all)
 
 	// The state examples part 2 resumes from are cut from these runs' final states.
 	t.Run(statesExamplesFolder, func(t *testing.T) { compareStateExamples(t, full, inc, sng) })
@@ -97,16 +98,18 @@ func TestRelease(t *testing.T) {
 	srv.Advance(releaseAdvance)
 	t1 := srv.Now()
 	require.Equal(t, t0.Add(releaseAdvance), t1)
-	airbyteRun(t, runIncrementalAfter, t1, cfg, incCat, writeFile(t, dir, "airbyte-state.json", inc.stateFile), inc.final, all)
-	singerRun(t, runSingerAfter, t1, cfg, singerCat, writeFile(t, dir, "singer-state.json", sng.stateFile), sng.final, all)
+	airbyteRun(t, runIncrementalAfter, srv, cfg, incCat, writeFile(t, dir, "airbyte-state.json", inc.stateFile), inc.final, all)
+	singerRun(t, runSingerAfter, srv, cfg, singerCat, writeFile(t, dir, "singer-state.json", sng.stateFile), sng.final, all)
 }
 
-// airbyteRun runs one Airbyte read, checks its state invariants and compares it with its golden folder.
-// initial is the per-stream state the run resumes from (nil for none).
-func airbyteRun(t *testing.T, name string, now time.Time, cfg, cat, state string, initial map[string]json.RawMessage, streams []string) goldenRun {
+// airbyteRun runs one Airbyte read at the sandbox's current moment (the pinned clock of the run), checks its
+// state invariants and compares it with its golden folder. initial is the per-stream state the run resumes from
+// (nil for none).
+func airbyteRun(t *testing.T, name string, srv *sandbox.Server, cfg, cat, state string, initial map[string]json.RawMessage, streams []string) goldenRun {
 	t.Helper()
+	now := srv.Now()
 	r, o := airbyteRead(t, now, cfg, cat, state)
-	g := goldenRun{name: name, streams: streams}
+	g := goldenRun{name: name, url: srv.URL(), streams: streams}
 	ok := t.Run(name, func(t *testing.T) {
 		requireCompleted(t, r, o, streams)
 		g.final = checkAirbyteStates(t, o, initial, now)
@@ -121,10 +124,11 @@ func airbyteRun(t *testing.T, name string, now time.Time, cfg, cat, state string
 }
 
 // singerRun is airbyteRun for a Singer sync.
-func singerRun(t *testing.T, name string, now time.Time, cfg, cat, state string, initial map[string]json.RawMessage, streams []string) goldenRun {
+func singerRun(t *testing.T, name string, srv *sandbox.Server, cfg, cat, state string, initial map[string]json.RawMessage, streams []string) goldenRun {
 	t.Helper()
+	now := srv.Now()
 	r, o := singerSync(t, now, cfg, cat, state)
-	g := goldenRun{name: name, streams: streams}
+	g := goldenRun{name: name, url: srv.URL(), streams: streams}
 	ok := t.Run(name, func(t *testing.T) {
 		require.Equal(t, 0, r.code, "the Singer sync failed:\n%s", r.stderr)
 		require.NotContains(t, r.stderr, "CRITICAL")
@@ -169,6 +173,11 @@ func compareRun(t *testing.T, g goldenRun) {
 	}
 	for _, s := range g.streams {
 		t.Run(s, func(t *testing.T) {
+			for _, l := range g.records[s] {
+				// Nothing is normalised, which holds only while the port the sandbox happened to get is in no
+				// record; a record that starts carrying it needs a placeholder here before its golden can be fixed.
+				require.NotContains(t, l, strings.TrimPrefix(g.url, "http://"), "a record carries the sandbox's address")
+			}
 			compareGolden(t, filepath.Join(base, "records", s+".jsonl"), joinLines(g.records[s]))
 		})
 	}
