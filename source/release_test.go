@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -75,6 +74,8 @@ type goldenRun struct {
 	stateFile []byte
 }
 
+// TestRelease runs the five syncs whose output is locked (see the package comment above and the README beside the
+// goldens) on one sandbox, in order, since the later ones resume from the earlier ones' states.
 func TestRelease(t *testing.T) {
 	srv := startSandbox(t, releaseOptions())
 	dir := t.TempDir()
@@ -368,9 +369,13 @@ func compareStateExamples(t *testing.T, full, inc, sng goldenRun) {
 		}
 		compareGolden(t, filepath.Join(releaseDir, statesExamplesFolder, ex.file), b)
 	}
-	require.True(t, slices.Equal(incrementalNames(), append(stateExamples()[0].streams, stateExamples()[1].streams...)) ||
-		len(incrementalNames()) == len(stateExamples()[0].streams)+len(stateExamples()[1].streams),
-		"every incremental stream is either a collection or a per-parent stream")
+	// The two Airbyte cursor examples between them hold every incremental stream; a new kind of incremental
+	// stream would need an example of its own.
+	for _, s := range catalog.Streams() {
+		if s.Incremental() {
+			require.True(t, isCollectionIncremental(s) || isPerParentIncremental(s), "no state example holds %s", s.Name)
+		}
+	}
 }
 
 // TestReleaseStatesResume resumes from every state shape saved in testdata/release-0.1.0/states, in the dialect
