@@ -1,0 +1,589 @@
+package source_test
+
+// The helpers every test of the external package shares. They drive the connector only through its stable seams,
+// source.Run with an Env and the acceptance-tests sandbox, so that an engine refactor which keeps the output keeps
+// these tests green without touching them.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/stretchr/testify/require"
+
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/sandbox"
+	"github.com/source-klaviyo/source-klaviyo/catalog"
+	"github.com/source-klaviyo/source-klaviyo/source"
+)
+
+// The API keys of the tests. Every one starts with keyPrefix, which no byte of output may contain.
+const (
+	keyPrefix = "pk_seam_test_"
+	// partialKey can read the five scopes check names as the minimum, so some streams are out of its reach.
+	partialKey = keyPrefix + "partial_51c0"
+	// noReadKey is valid but has no read scope at all.
+	noReadKey = keyPrefix + "noread_7d22"
+	// unknownKey is not a key of any sandbox.
+	unknownKey = keyPrefix + "unknown_0e9b"
+)
+
+// testKey is the API key every sandbox of these tests accepts. Like every key the tests use it starts with
+// keyPrefix, so a leak of any of them into any byte of stdout or stderr is found by a plain substring search.
+const testKey = keyPrefix + "9f3c1a7e5b2d4680"
+
+// result is what one in-process invocation produced.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// invoke runs the connector in process with argv, a clock pinned to now and the real file system. now is pinned
+// because emitted_at, time_extracted and the sync start (which bounds every cursor) all read it.
+func invoke(t *testing.T, now time.Time, argv ...string) result {
+	t.Helper()
+	return invokeCtx(context.Background(), t, now, argv...)
+}
+
+func invokeCtx(ctx context.Context, t *testing.T, now time.Time, argv ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := source.Run(ctx, argv, source.Env{
+		Stdout:   &stdout,
+		Stderr:   &stderr,
+		Now:      func() time.Time { return now },
+		ReadFile: os.ReadFile,
+	})
+	r := result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+	require.NotContains(t, r.stdout, keyPrefix, "an API key leaked into stdout")
+	require.NotContains(t, r.stderr, keyPrefix, "an API key leaked into stderr")
+	return r
+}
+
+// startSandbox starts a sandbox that accepts testKey (with every scope unless opts.APIKeys says otherwise) and
+// closes it when the test ends.
+func startSandbox(t *testing.T, opts sandbox.Options) *sandbox.Server {
+	t.Helper()
+	if opts.APIKeys == nil {
+		opts.APIKeys = map[string][]string{testKey: nil}
+	}
+	srv, err := sandbox.Start(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv
+}
+
+// writeFile writes content (a string, []byte or anything JSON-encodable) to a file in dir and returns its path.
+func writeFile(t *testing.T, dir, name string, content any) string {
+	t.Helper()
+	var b []byte
+	switch c := content.(type) {
+	case string:
+		b = []byte(c)
+	case []byte:
+		b = c
+	default:
+		var err error
+		b, err = json.Marshal(c)
+		require.NoError(t, err)
+	}
+	p := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(p, b, 0o600))
+	return p
+}
+
+// configFor is a config reading srv as fast as the sandbox allows: its rate limits are off, so the connector's
+// own budgets are scaled to the maximum the spec accepts.
+func configFor(srv *sandbox.Server, extra map[string]any) map[string]any {
+	cfg := map[string]any{"api_key": testKey, "base_url": srv.URL(), "rate_limit_scale": 1000}
+	for k, v := range extra {
+		cfg[k] = v
+	}
+	return cfg
+}
+
+// ---- Airbyte output ----
+
+// abMsg is the subset of an Airbyte message the tests read.
+type abMsg struct {
+	Type   string `json:"type"`
+	Record *struct {
+		Stream    string          `json:"stream"`
+		Data      json.RawMessage `json:"data"`
+		EmittedAt int64           `json:"emitted_at"`
+	} `json:"record"`
+	State *struct {
+		Type   string `json:"type"`
+		Stream *struct {
+			StreamDescriptor struct {
+				Name string `json:"name"`
+			} `json:"stream_descriptor"`
+			StreamState json.RawMessage `json:"stream_state"`
+		} `json:"stream"`
+		SourceStats *struct {
+			RecordCount *float64 `json:"recordCount"`
+		} `json:"sourceStats"`
+	} `json:"state"`
+	Trace *struct {
+		Type  string `json:"type"`
+		Error *struct {
+			Message          string `json:"message"`
+			InternalMessage  string `json:"internal_message"`
+			FailureType      string `json:"failure_type"`
+			StreamDescriptor *struct {
+				Name string `json:"name"`
+			} `json:"stream_descriptor"`
+		} `json:"error"`
+		StreamStatus *struct {
+			StreamDescriptor struct {
+				Name string `json:"name"`
+			} `json:"stream_descriptor"`
+			Status string `json:"status"`
+		} `json:"stream_status"`
+	} `json:"trace"`
+	Log *struct {
+		Level   string `json:"level"`
+		Message string `json:"message"`
+	} `json:"log"`
+	Spec             json.RawMessage `json:"spec"`
+	Catalog          json.RawMessage `json:"catalog"`
+	ConnectionStatus *struct {
+		Status  string `json:"status"`
+		Message string `json:"message"`
+	} `json:"connectionStatus"`
+}
+
+// stateEvent is one STATE in output order: the stream it belongs to (empty for a Singer STATE, which holds every
+// stream), its raw state and, for Airbyte, how many records of the stream it says were written since the last one.
+type stateEvent struct {
+	stream      string
+	state       json.RawMessage
+	recordCount float64
+	// recordsBefore is how many records were on stdout between the previous state and this one: of this stream
+	// for Airbyte, of any stream for Singer (whose states hold every stream).
+	recordsBefore int
+}
+
+// syncOutput is a parsed sync.
+type syncOutput struct {
+	records  map[string][]string // raw RECORD lines per stream, in output order
+	states   []stateEvent
+	statuses map[string][]string // Airbyte stream statuses in order
+	errors   []abMsg
+	logs     []string
+	schemas  map[string]json.RawMessage // Singer SCHEMA message lines per stream
+}
+
+func newSyncOutput() *syncOutput {
+	return &syncOutput{records: map[string][]string{}, statuses: map[string][]string{}, schemas: map[string]json.RawMessage{}}
+}
+
+// lines splits stdout into its lines, failing on a line that is not one JSON object.
+func lines(t *testing.T, stdout string) []string {
+	t.Helper()
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(stdout))
+	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		require.True(t, json.Valid([]byte(line)) && strings.HasPrefix(line, "{"), "stdout line is not one JSON object: %.300s", line)
+		out = append(out, line)
+	}
+	require.NoError(t, sc.Err())
+	return out
+}
+
+// parseAirbyte reads an Airbyte sync's stdout.
+func parseAirbyte(t *testing.T, stdout string) *syncOutput {
+	t.Helper()
+	o := newSyncOutput()
+	since := map[string]int{}
+	for _, line := range lines(t, stdout) {
+		var m abMsg
+		require.NoError(t, json.Unmarshal([]byte(line), &m), "%.300s", line)
+		switch m.Type {
+		case "RECORD":
+			require.NotNil(t, m.Record, line)
+			o.records[m.Record.Stream] = append(o.records[m.Record.Stream], line)
+			since[m.Record.Stream]++
+		case "STATE":
+			require.NotNil(t, m.State, line)
+			require.Equal(t, "STREAM", m.State.Type, "every state is a per-stream state: %s", line)
+			require.NotNil(t, m.State.Stream, line)
+			require.NotNil(t, m.State.SourceStats, "every state carries sourceStats: %s", line)
+			require.NotNil(t, m.State.SourceStats.RecordCount, "every state carries sourceStats.recordCount: %s", line)
+			name := m.State.Stream.StreamDescriptor.Name
+			o.states = append(o.states, stateEvent{stream: name, state: m.State.Stream.StreamState,
+				recordCount: *m.State.SourceStats.RecordCount, recordsBefore: since[name]})
+			since[name] = 0
+		case "TRACE":
+			require.NotNil(t, m.Trace, line)
+			switch m.Trace.Type {
+			case "STREAM_STATUS":
+				ss := m.Trace.StreamStatus
+				o.statuses[ss.StreamDescriptor.Name] = append(o.statuses[ss.StreamDescriptor.Name], ss.Status)
+			case "ERROR":
+				o.errors = append(o.errors, m)
+			default:
+				t.Fatalf("unexpected trace type %q: %s", m.Trace.Type, line)
+			}
+		case "LOG":
+			o.logs = append(o.logs, m.Log.Level+" "+m.Log.Message)
+		default:
+			t.Fatalf("unexpected message type %q in a sync: %.300s", m.Type, line)
+		}
+	}
+	return o
+}
+
+// singerMsg is the subset of a Singer message the tests read.
+type singerMsg struct {
+	Type   string `json:"type"`
+	Stream string `json:"stream"`
+	Value  *struct {
+		Bookmarks map[string]json.RawMessage `json:"bookmarks"`
+	} `json:"value"`
+}
+
+// parseSinger reads a Singer sync's stdout: SCHEMA, RECORD and STATE only.
+func parseSinger(t *testing.T, stdout string) *syncOutput {
+	t.Helper()
+	o := newSyncOutput()
+	records := 0
+	for _, line := range lines(t, stdout) {
+		var m singerMsg
+		require.NoError(t, json.Unmarshal([]byte(line), &m), "%.300s", line)
+		switch m.Type {
+		case "SCHEMA":
+			_, dup := o.schemas[m.Stream]
+			require.False(t, dup, "SCHEMA of %s written twice", m.Stream)
+			o.schemas[m.Stream] = json.RawMessage(line)
+		case "RECORD":
+			_, announced := o.schemas[m.Stream]
+			require.True(t, announced, "a RECORD of %s came before its SCHEMA", m.Stream)
+			o.records[m.Stream] = append(o.records[m.Stream], line)
+			records++
+		case "STATE":
+			require.NotNil(t, m.Value, "a Singer STATE has a value: %s", line)
+			require.NotNil(t, m.Value.Bookmarks, "a Singer STATE has bookmarks: %s", line)
+			raw, err := json.Marshal(m.Value)
+			require.NoError(t, err)
+			o.states = append(o.states, stateEvent{state: raw, recordsBefore: records})
+			records = 0
+		default:
+			t.Fatalf("unexpected Singer message type %q: %.300s", m.Type, line)
+		}
+	}
+	return o
+}
+
+// sortedRecords returns a stream's record lines sorted: records are written concurrently, so only their set
+// (with multiplicity) is a property of the release, not their order.
+func (o *syncOutput) sortedRecords(stream string) []string {
+	out := append([]string(nil), o.records[stream]...)
+	sort.Strings(out)
+	return out
+}
+
+// recordData returns the data of a RECORD line of either protocol, as written: Singer puts the stream name at the
+// top level and the data in record, Airbyte puts both inside record.
+func recordData(t *testing.T, line string) json.RawMessage {
+	t.Helper()
+	var m struct {
+		Stream string          `json:"stream"`
+		Record json.RawMessage `json:"record"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(line), &m))
+	if m.Stream != "" {
+		return m.Record
+	}
+	var r struct {
+		Data json.RawMessage `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(m.Record, &r))
+	return r.Data
+}
+
+// ---- state invariants ----
+
+// cursorsOf flattens a state into its cursor values by JSON path: every string member that parses as an RFC 3339
+// date-time ("/datetime", "/parents/<id>/joined_group_at", "/bookmarks/<stream>/updated"). ids_at_cursor and
+// other members are not cursors and are left out. A Singer SDK bookmark counts under the field it names.
+func cursorsOf(t *testing.T, raw json.RawMessage) map[string]time.Time {
+	t.Helper()
+	var v any
+	require.NoError(t, json.Unmarshal(raw, &v), "a state is not JSON: %s", raw)
+	out := map[string]time.Time{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if key, ok := x["replication_key"].(string); ok {
+				// The Singer SDK's bookmark names its cursor field in replication_key; it means {key: value}.
+				if val, ok := x["replication_key_value"].(string); ok {
+					x = map[string]any{key: val}
+				}
+			}
+			for k, c := range x {
+				walk(prefix+"/"+k, c)
+			}
+		case string:
+			if ts, err := time.Parse(time.RFC3339, x); err == nil {
+				out[prefix] = ts
+			}
+		}
+	}
+	walk("", v)
+	return out
+}
+
+// requireForward fails when a cursor of before is missing from after or has moved back. Cursors only ever gain
+// parents and move forward within a sync, and a sync never drops or rewinds what it resumed from.
+func requireForward(t *testing.T, what string, before, after json.RawMessage) {
+	t.Helper()
+	if len(before) == 0 {
+		return
+	}
+	b, a := cursorsOf(t, before), cursorsOf(t, after)
+	for path, tb := range b {
+		ta, ok := a[path]
+		require.True(t, ok, "%s: cursor %s (%s) disappeared: %s -> %s", what, path, tb.Format(time.RFC3339), before, after)
+		require.False(t, ta.Before(tb), "%s: cursor %s moved backwards from %s to %s", what, path, tb.Format(time.RFC3339), ta.Format(time.RFC3339))
+	}
+}
+
+// requireWithinSyncStart fails when a state holds a cursor past the sync start that it did not inherit from the
+// state the sync resumed from: a cursor never passes the moment its sync started (DESIGN.md rule 4).
+func requireWithinSyncStart(t *testing.T, what string, initial, st json.RawMessage, syncStart time.Time) {
+	t.Helper()
+	var inherited map[string]time.Time
+	if len(initial) > 0 {
+		inherited = cursorsOf(t, initial)
+	}
+	for path, c := range cursorsOf(t, st) {
+		if c.After(syncStart) && !c.Equal(inherited[path]) {
+			t.Fatalf("%s: cursor %s is %s, past the sync start %s", what, path, c.Format(time.RFC3339), syncStart.Format(time.RFC3339))
+		}
+	}
+}
+
+// checkAirbyteStates asserts what must hold of every Airbyte sync's states whatever the timing: each is a JSON
+// object; its recordCount is exactly the records of its stream written since the stream's previous state (so a
+// state never overtakes its records); per stream no state repeats the previous one byte for byte and no cursor
+// moves backwards, starting from the state the sync resumed from; no cursor passes the sync start. It returns
+// each stream's final state.
+func checkAirbyteStates(t *testing.T, o *syncOutput, initial map[string]json.RawMessage, syncStart time.Time) map[string]json.RawMessage {
+	t.Helper()
+	last := map[string]json.RawMessage{}
+	for i, ev := range o.states {
+		what := fmt.Sprintf("state %d (stream %s)", i+1, ev.stream)
+		var obj map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(ev.state, &obj), "%s is not a JSON object: %s", what, ev.state)
+		require.NotNil(t, obj, "%s is null", what)
+		require.Equal(t, float64(ev.recordsBefore), ev.recordCount, "%s: recordCount says %v records since the previous state, stdout has %d", what, ev.recordCount, ev.recordsBefore)
+		prev, seen := last[ev.stream]
+		if seen {
+			require.NotEqual(t, string(prev), string(ev.state), "%s repeats the stream's previous state", what)
+		} else {
+			prev = initial[ev.stream]
+		}
+		requireForward(t, what, prev, ev.state)
+		requireWithinSyncStart(t, what, initial[ev.stream], ev.state, syncStart)
+		last[ev.stream] = ev.state
+	}
+	return last
+}
+
+// checkSingerStates asserts the same of a Singer sync, whose every STATE holds the bookmarks of every stream: each
+// parses, keeps every bookmark, and no bookmark's cursor moves backwards (from the initial state on) or passes the
+// sync start. A STATE never repeats the previous one byte for byte in a sync that starts from no state. A resumed
+// sync does repeat it today: each stream's first checkpoint re-announces the bookmark it resumed from, and when
+// that is unchanged the whole document is unchanged too. That is harmless to a Singer target, which keeps the last
+// state, and since a Singer STATE belongs to no one stream the records between two equal STATEs may be another
+// stream's, beyond its bookmark; so in a resumed sync repeats are counted, not failed. It returns the bookmarks of
+// the last STATE and how many STATEs repeated the previous one.
+func checkSingerStates(t *testing.T, o *syncOutput, initial map[string]json.RawMessage, syncStart time.Time) (map[string]json.RawMessage, int) {
+	t.Helper()
+	last := map[string]json.RawMessage{}
+	for k, v := range initial {
+		last[k] = v
+	}
+	var prevDoc json.RawMessage
+	repeats := 0
+	for i, ev := range o.states {
+		what := fmt.Sprintf("STATE %d", i+1)
+		if bytes.Equal(prevDoc, ev.state) {
+			require.NotEmpty(t, initial, "%s repeats the previous STATE in a sync that started from no state", what)
+			repeats++
+		}
+		prevDoc = ev.state
+		var doc struct {
+			Bookmarks map[string]json.RawMessage `json:"bookmarks"`
+		}
+		require.NoError(t, json.Unmarshal(ev.state, &doc))
+		for name := range last {
+			_, ok := doc.Bookmarks[name]
+			require.True(t, ok, "%s dropped the bookmark of stream %s", what, name)
+		}
+		for name, b := range doc.Bookmarks {
+			var obj map[string]json.RawMessage
+			require.NoError(t, json.Unmarshal(b, &obj), "%s: the bookmark of %s is not a JSON object: %s", what, name, b)
+			requireForward(t, what+" stream "+name, last[name], b)
+			requireWithinSyncStart(t, what+" stream "+name, initial[name], b, syncStart)
+			last[name] = b
+		}
+	}
+	return last, repeats
+}
+
+// requireCompleted asserts a clean Airbyte sync: exit 0, no error trace, and every configured stream STARTED and
+// then COMPLETE, with at least one state.
+func requireCompleted(t *testing.T, r result, o *syncOutput, streams []string) {
+	t.Helper()
+	require.Equal(t, 0, r.code, "the sync failed: %v\n%s", o.errors, r.stderr)
+	require.Empty(t, o.errors)
+	stated := map[string]bool{}
+	for _, ev := range o.states {
+		stated[ev.stream] = true
+	}
+	for _, s := range streams {
+		st := o.statuses[s]
+		require.NotEmpty(t, st, "stream %s has no status", s)
+		require.Equal(t, "STARTED", st[0], "stream %s statuses %v", s, st)
+		require.Equal(t, "COMPLETE", st[len(st)-1], "stream %s statuses %v", s, st)
+		require.True(t, stated[s], "stream %s wrote no state", s)
+	}
+}
+
+// ---- catalogs, built from the connector's own discover output ----
+
+// fileSeq numbers the catalog files written into a test's folder, so that no two share a name.
+var fileSeq atomic.Int64
+
+// streamNames lists every stream of the table, in catalog order.
+func streamNames() []string {
+	var out []string
+	for _, s := range catalog.Streams() {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// incrementalNames lists the streams that can be read incrementally.
+func incrementalNames() []string {
+	var out []string
+	for _, s := range catalog.Streams() {
+		if s.Incremental() {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+// airbyteCatalog writes a configured catalog of the named streams (all when none are named), built from what
+// `discover` prints, each stream incremental when incremental is set and the stream supports it.
+func airbyteCatalog(t *testing.T, dir, cfg string, incremental bool, names ...string) string {
+	t.Helper()
+	r := invoke(t, time.Time{}, "discover", "--config", cfg)
+	require.Equal(t, 0, r.code, r.stdout)
+	var m struct {
+		Catalog struct {
+			Streams []json.RawMessage `json:"streams"`
+		} `json:"catalog"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &m))
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var streams []map[string]any
+	for _, raw := range m.Catalog.Streams {
+		var s struct {
+			Name  string   `json:"name"`
+			Modes []string `json:"supported_sync_modes"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &s))
+		if len(names) > 0 && !want[s.Name] {
+			continue
+		}
+		mode := "full_refresh"
+		if incremental && slices.Contains(s.Modes, "incremental") {
+			mode = "incremental"
+		}
+		streams = append(streams, map[string]any{"stream": raw, "sync_mode": mode, "destination_sync_mode": "append"})
+	}
+	require.NotEmpty(t, streams, "no stream of %v in the discovered catalog", names)
+	return writeFile(t, dir, fmt.Sprintf("catalog-%d.json", fileSeq.Add(1)), map[string]any{"streams": streams})
+}
+
+// singerCatalog writes a Singer catalog selecting the named streams (all when none are named), built from what
+// `--discover` prints, with the replication method discover proposes (INCREMENTAL wherever the stream has a key).
+func singerCatalog(t *testing.T, dir, cfg string, names ...string) string {
+	t.Helper()
+	return singerCatalogAs(t, dir, cfg, "", names...)
+}
+
+// singerCatalogAs is singerCatalog with every selected stream's root replication-method set to method ("" keeps
+// what discover proposes).
+func singerCatalogAs(t *testing.T, dir, cfg, method string, names ...string) string {
+	t.Helper()
+	r := invoke(t, time.Time{}, "--config", cfg, "--discover")
+	require.Equal(t, 0, r.code, r.stderr)
+	var doc struct {
+		Streams []map[string]any `json:"streams"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &doc))
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var streams []map[string]any
+	for _, s := range doc.Streams {
+		if len(names) > 0 && !want[s["tap_stream_id"].(string)] {
+			continue
+		}
+		for _, md := range s["metadata"].([]any) {
+			m := md.(map[string]any)
+			if len(m["breadcrumb"].([]any)) == 0 {
+				m["metadata"].(map[string]any)["selected"] = true
+				if method != "" {
+					m["metadata"].(map[string]any)["replication-method"] = method
+				}
+			}
+		}
+		streams = append(streams, s)
+	}
+	require.NotEmpty(t, streams, "no stream of %v in the discovered catalog", names)
+	return writeFile(t, dir, fmt.Sprintf("singer-catalog-%d.json", fileSeq.Add(1)), map[string]any{"streams": streams})
+}
+
+// airbyteRead runs `read` and parses its output; state may be "".
+func airbyteRead(t *testing.T, now time.Time, cfg, cat, state string) (result, *syncOutput) {
+	t.Helper()
+	argv := []string{"read", "--config", cfg, "--catalog", cat}
+	if state != "" {
+		argv = append(argv, "--state", state)
+	}
+	r := invoke(t, now, argv...)
+	return r, parseAirbyte(t, r.stdout)
+}
+
+// singerSync runs a Singer sync and parses its output; state may be "".
+func singerSync(t *testing.T, now time.Time, cfg, cat, state string) (result, *syncOutput) {
+	t.Helper()
+	argv := []string{"--config", cfg, "--catalog", cat}
+	if state != "" {
+		argv = append(argv, "--state", state)
+	}
+	r := invoke(t, now, argv...)
+	return r, parseSinger(t, r.stdout)
+}
