@@ -296,33 +296,9 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, ep *specgen.E
 	}
 	burst, steady, bucket := paramTier(ep, r.URL.Query())
 	rl := s.limits.take(key+" "+bucket, s.opts.RateLimits, burst, steady)
-	if !rl.ok {
-		return s.write429(w, rl.retryAfter, "Request was throttled. Expected available in "+itoa(int64(rl.retryAfter))+" seconds.")
-	}
-	hd := w.Header()
-	hd.Set("RateLimit-Limit", itoa(int64(rl.limit)))
-	hd.Set("RateLimit-Remaining", itoa(int64(rl.remaining)))
-	hd.Set("RateLimit-Reset", itoa(int64(rl.reset)))
-	fault := s.faults.pick(r.URL.Path)
-	if fault == faultSpurious429 {
-		for _, h := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
-			hd.Del(h)
-		}
-		ra := s.opts.Faults.RetryAfter
-		if ra <= 0 {
-			ra = 1
-		}
-		return s.write429(w, ra, "Request was throttled. Expected available in "+itoa(int64(ra))+" seconds.")
-	}
-	s.sleepLatency(r.Context(), fault == faultSlow)
-	switch fault {
-	case fault500:
-		return s.writeError(w, &apiError{Status: 500, Code: "error", Title: "A server error occurred.", Detail: "A server error occurred."})
-	case fault503:
-		return s.writeError(w, &apiError{Status: 503, Code: "service_unavailable", Title: "Service unavailable.", Detail: "The service is temporarily unavailable. Please try again later."})
-	case faultReset:
-		dropConnection(w)
-		return 0
+	fault, status, done := s.admit(w, r, rl)
+	if done {
+		return status
 	}
 	qq, aerr := parseQuery(ep, ids, r.URL.Path, r.URL.Query())
 	if aerr != nil {
@@ -333,7 +309,47 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, ep *specgen.E
 	if aerr := s.document(doc, r, h, qq, ids); aerr != nil {
 		return s.writeError(w, aerr)
 	}
-	body := doc.Bytes()
+	return writeOK(w, doc.Bytes(), fault)
+}
+
+// admit answers a throttled request with 429, or sets the rate-limit headers and plays the
+// request-level faults (spurious 429, latency, 500, 503, reset). done tells that status was sent;
+// otherwise fault is what remains to be done to the body (truncate, malformed).
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, rl rateResult) (fault faultKind, status int, done bool) {
+	if !rl.ok {
+		return faultNone, s.write429(w, rl.retryAfter, "Request was throttled. Expected available in "+itoa(int64(rl.retryAfter))+" seconds."), true
+	}
+	hd := w.Header()
+	hd.Set("RateLimit-Limit", itoa(int64(rl.limit)))
+	hd.Set("RateLimit-Remaining", itoa(int64(rl.remaining)))
+	hd.Set("RateLimit-Reset", itoa(int64(rl.reset)))
+	fault = s.faults.pick(r.URL.Path)
+	if fault == faultSpurious429 {
+		for _, h := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
+			hd.Del(h)
+		}
+		ra := s.opts.Faults.RetryAfter
+		if ra <= 0 {
+			ra = 1
+		}
+		return fault, s.write429(w, ra, "Request was throttled. Expected available in "+itoa(int64(ra))+" seconds."), true
+	}
+	s.sleepLatency(r.Context(), fault == faultSlow)
+	switch fault {
+	case fault500:
+		return fault, s.writeError(w, &apiError{Status: 500, Code: "error", Title: "A server error occurred.", Detail: "A server error occurred."}), true
+	case fault503:
+		return fault, s.writeError(w, &apiError{Status: 503, Code: "service_unavailable", Title: "Service unavailable.", Detail: "The service is temporarily unavailable. Please try again later."}), true
+	case faultReset:
+		dropConnection(w)
+		return fault, 0, true
+	}
+	return fault, 0, false
+}
+
+// writeOK sends a 200 JSON:API body, damaged as the truncate and malformed faults ask.
+func writeOK(w http.ResponseWriter, body []byte, fault faultKind) int {
+	hd := w.Header()
 	hd.Set("Content-Type", "application/vnd.api+json")
 	switch fault {
 	case faultTruncate:
