@@ -45,8 +45,13 @@ type Server struct {
 	world  atomic.Pointer[world]
 	advMu  sync.Mutex
 	limits *limiter
-	faults *faultPicker
-	stats  *stats
+	// reports are the POST query endpoints by path; quota their daily budgets; companyTZ the
+	// account's timezone, in which reports read and cut timeframes.
+	reports   map[string]*specgen.Report
+	quota     *dailyQuota
+	companyTZ *time.Location
+	faults    *faultPicker
+	stats     *stats
 	// errorSeq numbers error ids; bufs recycles response buffers (a 1000-event page is ~1 MB)
 	// in a small free list that, unlike sync.Pool, survives garbage collections.
 	errorSeq atomic.Int64
@@ -77,13 +82,21 @@ func StartAddr(addr string, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	reports, err := loadReports()
+	if err != nil {
+		return nil, err
+	}
+	tz, err := time.LoadLocation(accountTimezone)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: account timezone: %w", err)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: listen on %s: %w", addr, err)
 	}
 	s := &Server{opts: opts, spec: spec, keys: keys, ln: ln, url: "http://" + ln.Addr().String(),
 		limits: newLimiter(), faults: newFaultPicker(opts.Seed, opts.Faults), stats: newStats(), done: make(chan struct{}),
-		bufs: make(chan *bytes.Buffer, 8)}
+		bufs: make(chan *bytes.Buffer, 8), reports: reports, quota: newDailyQuota(), companyTZ: tz}
 	s.routes = s.buildRoutes()
 	s.world.Store(newWorld(opts.Seed, opts.Scale, opts.Now, s.url))
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
@@ -254,6 +267,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	if rep, ok := s.reports[reportPath(r.URL.Path)]; ok {
+		s.stats.record(rep.Path, s.handleReport(w, r, rep))
+		return
+	}
 	ep, ids, ok := s.spec.match(r.URL.Path)
 	label := "(unknown path)" // unmatched paths share one label so stats stay bounded
 	if ok {
