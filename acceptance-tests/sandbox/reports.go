@@ -31,21 +31,12 @@ const defaultReportPageSize = 500
 
 // handleReport answers one POST query request and returns the status it sent.
 func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, rep *specgen.Report) int {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		return s.writeError(w, &apiError{Status: 405, Code: "method_not_allowed", Title: "Method not allowed.",
-			Detail: fmt.Sprintf("Method %q not allowed.", sanitize(r.Method))})
+	key, aerr := s.checkCaller(r, http.MethodPost)
+	if aerr == nil {
+		aerr = s.checkScopes(key, rep.Scopes)
 	}
-	key, aerr := s.authenticate(r)
 	if aerr != nil {
 		return s.writeError(w, aerr)
-	}
-	if aerr := checkRevision(r.Header.Get("revision")); aerr != nil {
-		return s.writeError(w, aerr)
-	}
-	if missing := missingScopes(rep.Scopes, s.keys[key]); len(missing) > 0 {
-		return s.writeError(w, &apiError{Status: 403, Code: "permission_denied", Title: "You do not have permission to perform this action.",
-			Detail: fmt.Sprintf("This API key is missing required scopes: %s.", strings.Join(missing, ", "))})
 	}
 	fault, status, done := s.admit(w, r, s.takeReport(key, rep))
 	if done {

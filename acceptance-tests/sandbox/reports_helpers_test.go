@@ -3,7 +3,6 @@ package sandbox
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -17,28 +16,12 @@ import (
 	"github.com/xeipuuv/gojsonschema"
 )
 
-// post sends an authenticated POST with the current revision; hdr pairs override headers as in get.
+// post sends an authenticated POST of a JSON:API body; numbers decode as json.Number so tests can
+// tell integers from floats and compare floats exactly.
 func post(t testing.TB, s *Server, pathAndQuery, body string, hdr ...string) response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, s.URL()+pathAndQuery, strings.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Klaviyo-API-Key "+DefaultAPIKey)
-	req.Header.Set("revision", LatestRevision)
-	req.Header.Set("Content-Type", "application/vnd.api+json")
-	for i := 0; i+1 < len(hdr); i += 2 {
-		if hdr[i+1] == "" {
-			req.Header.Del(hdr[i])
-		} else {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	r := response{status: resp.StatusCode, header: resp.Header, body: b}
-	dec := json.NewDecoder(bytes.NewReader(b))
+	r := send(t, s, http.MethodPost, pathAndQuery, strings.NewReader(body), append([]string{"Content-Type", "application/vnd.api+json"}, hdr...)...)
+	dec := json.NewDecoder(bytes.NewReader(r.body))
 	dec.UseNumber()
 	_ = dec.Decode(&r.doc)
 	return r
@@ -79,11 +62,17 @@ func errorPointer(r response) string {
 	return p
 }
 
+// stableSpec reads Klaviyo's OpenAPI document beside the project.
+func stableSpec(t testing.TB) []byte {
+	t.Helper()
+	b, err := os.ReadFile(stableJSON)
+	require.NoError(t, err, "the reference spec must be beside the project")
+	return b
+}
+
 // clientErrorSchema compiles the 4XX response schema of the spec (components.responses.ClientError).
 func clientErrorSchema(t testing.TB) *gojsonschema.Schema {
 	t.Helper()
-	b, err := os.ReadFile(stableJSON)
-	require.NoError(t, err)
 	var doc struct {
 		Components struct {
 			Responses map[string]struct {
@@ -93,7 +82,7 @@ func clientErrorSchema(t testing.TB) *gojsonschema.Schema {
 			} `json:"responses"`
 		} `json:"components"`
 	}
-	require.NoError(t, json.Unmarshal(b, &doc))
+	require.NoError(t, json.Unmarshal(stableSpec(t), &doc))
 	sc := doc.Components.Responses["ClientError"].Content["application/vnd.api+json"].Schema
 	require.NotNil(t, sc)
 	s, err := gojsonschema.NewSchema(gojsonschema.NewGoLoader(convertSchema(sc)))
@@ -119,9 +108,7 @@ func servedEvents(t testing.TB, s *Server, filter string) []servedEvent {
 		next += "&filter=" + url.QueryEscape(filter)
 	}
 	var out []servedEvent
-	for next != "" {
-		r := get(t, s, next)
-		require.Equal(t, http.StatusOK, r.status, string(r.body))
+	eachPage(t, s, next, func(r response) {
 		credits := map[string]map[string]string{} // attribution id -> relationship -> id
 		inc, _ := r.doc["included"].([]any)
 		for _, e := range inc {
@@ -151,13 +138,7 @@ func servedEvents(t testing.TB, s *Server, filter string) []servedEvent {
 			}
 			out = append(out, se)
 		}
-		next = ""
-		if l := r.link("next"); l != "" {
-			u, err := url.Parse(l)
-			require.NoError(t, err)
-			next = u.RequestURI()
-		}
-	}
+	})
 	return out
 }
 

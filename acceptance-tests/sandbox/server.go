@@ -285,17 +285,9 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, ep *specgen.E
 	if !strings.HasPrefix(r.URL.Path, "/api/") {
 		return s.writeError(w, notFound("The requested URL was not found."))
 	}
-	if r.Method != http.MethodGet {
-		// The sandbox is read-only, as the connector is.
-		w.Header().Set("Allow", http.MethodGet)
-		return s.writeError(w, &apiError{Status: 405, Code: "method_not_allowed", Title: "Method not allowed.",
-			Detail: fmt.Sprintf("Method %q not allowed.", sanitize(r.Method))})
-	}
-	key, aerr := s.authenticate(r)
+	// The sandbox's resources are read-only, as the connector is.
+	key, aerr := s.checkCaller(r, http.MethodGet)
 	if aerr != nil {
-		return s.writeError(w, aerr)
-	}
-	if aerr := checkRevision(r.Header.Get("revision")); aerr != nil {
 		return s.writeError(w, aerr)
 	}
 	if !matched {
@@ -305,11 +297,8 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, ep *specgen.E
 	if !ok {
 		return s.writeError(w, notFound(fmt.Sprintf("%s is not implemented by the sandbox.", ep.Path)))
 	}
-	for _, sc := range ep.Scopes {
-		if !s.keys[key][sc] {
-			return s.writeError(w, &apiError{Status: 403, Code: "permission_denied", Title: "You do not have permission to perform this action.",
-				Detail: fmt.Sprintf("This API key is missing required scopes: %s.", strings.Join(missingScopes(ep.Scopes, s.keys[key]), ", "))})
-		}
+	if aerr := s.checkScopes(key, ep.Scopes); aerr != nil {
+		return s.writeError(w, aerr)
 	}
 	burst, steady, bucket := paramTier(ep, r.URL.Query())
 	rl := s.limits.take(key+" "+bucket, s.opts.RateLimits, burst, steady)
@@ -417,6 +406,29 @@ func (s *Server) putBuf(b *bytes.Buffer) {
 	}
 }
 
+// checkCaller checks what every API request is checked for first, in Klaviyo's order: the
+// method (answering 405 with Allow), the API key, the revision header. It returns the key.
+func (s *Server) checkCaller(r *http.Request, method string) (string, *apiError) {
+	if r.Method != method {
+		return "", &apiError{Status: 405, Code: "method_not_allowed", Title: "Method not allowed.", Allow: method,
+			Detail: fmt.Sprintf("Method %q not allowed.", sanitize(r.Method))}
+	}
+	key, aerr := s.authenticate(r)
+	if aerr != nil {
+		return "", aerr
+	}
+	return key, checkRevision(r.Header.Get("revision"))
+}
+
+// checkScopes answers 403 naming the scopes the key lacks.
+func (s *Server) checkScopes(key string, need []string) *apiError {
+	if missing := missingScopes(need, s.keys[key]); len(missing) > 0 {
+		return &apiError{Status: 403, Code: "permission_denied", Title: "You do not have permission to perform this action.",
+			Detail: fmt.Sprintf("This API key is missing required scopes: %s.", strings.Join(missing, ", "))}
+	}
+	return nil
+}
+
 func missingScopes(need []string, have map[string]bool) []string {
 	var out []string
 	for _, sc := range need {
@@ -479,6 +491,9 @@ func (s *Server) writeError(w http.ResponseWriter, e *apiError) int {
 		item["source"] = map[string]any{"pointer": e.Pointer}
 	}
 	b, _ := json.Marshal(map[string]any{"errors": []any{item}})
+	if e.Allow != "" {
+		w.Header().Set("Allow", e.Allow)
+	}
 	w.Header().Set("Content-Type", "application/vnd.api+json")
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(b)

@@ -1,7 +1,6 @@
 package specgen
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -132,22 +131,13 @@ func BuildReports(openapi []byte) ([]byte, error) {
 		out = append(out, rep)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", " ")
-	if err := enc.Encode(out); err != nil {
-		return nil, fmt.Errorf("specgen: encode: %w", err)
-	}
-	return buf.Bytes(), nil
+	return encodeTable(out)
 }
 
 func report(path string, op reportOperation, schemas map[string]*schemaNode) (Report, error) {
-	rep := Report{Path: path, OperationID: op.OperationID, Scopes: op.Scopes}
+	rep := Report{Path: path, OperationID: op.OperationID, Scopes: op.Scopes, Response: responseComponent(op.operation)}
 	var err error
-	if rep.Burst, err = rate(op.RateLimit["burst"], "s"); err != nil {
-		return rep, err
-	}
-	if rep.Steady, err = rate(op.RateLimit["steady"], "m"); err != nil {
+	if rep.Burst, rep.Steady, err = limits(op.operation); err != nil {
 		return rep, err
 	}
 	if d := op.RateLimit["daily"]; d != "" {
@@ -166,11 +156,6 @@ func report(path string, op reportOperation, schemas map[string]*schemaNode) (Re
 				rep.Fields = map[string][]string{}
 			}
 			rep.Fields[bracket(p.Name)] = p.Schema.Items.Enum
-		}
-	}
-	if r, ok := op.Responses["200"]; ok {
-		for _, c := range r.Content {
-			rep.Response = c.Schema.Ref[strings.LastIndex(c.Schema.Ref, "/")+1:]
 		}
 	}
 	var bodyRef string
