@@ -140,15 +140,16 @@ func (c *rctx) event(g int64) *record {
 	name := w.metricName(mi)
 	props := map[string]any{}
 	switch {
-	case name == "Placed Order" || name == "Ordered Product" || name == "Started Checkout" || name == "Refunded Order" || name == "Fulfilled Order":
-		n := 1 + r.intn(3)
+	case isOrderMetric(name):
+		n := orderLineCount(r)
 		items := make([]any, n)
 		total := 0.0
 		for k := range items {
-			price := float64(500+r.intn(20000)) / 100
+			l := drawOrderLine(r)
+			price := float64(l.cents) / 100
 			total += price
-			items[k] = map[string]any{"ProductName": pick(r, products), "SKU": fmt.Sprintf("SKU-%04d", r.intn(9999)),
-				"Quantity": 1 + r.intn(2), "ItemPrice": price, "Categories": []any{"Apparel", "Été 2025"}}
+			items[k] = map[string]any{"ProductName": l.product, "SKU": fmt.Sprintf("SKU-%04d", l.sku),
+				"Quantity": l.qty, "ItemPrice": price, "Categories": []any{"Apparel", "Été 2025"}}
 		}
 		props["$value"] = math.Round(total*100) / 100
 		props["OrderId"] = fmt.Sprintf("#%d", 1000+g)
@@ -191,10 +192,8 @@ func (c *rctx) event(g int64) *record {
 	// Event filters run on the event's coordinates (eventSource), so no filter-only fields here.
 	rec := &record{Type: "event", ID: id, Attrs: attrs, Coll: "events", idx: g}
 	attr := relation{Name: "attributions", Many: true, Data: true}
-	if isEmailMetric(name) || name == "Placed Order" {
-		if g%3 == 0 {
-			attr.Refs = []ref{{Type: "attribution", ID: id + "-a1"}}
-		}
+	if hasAttribution(name, g) {
+		attr.Refs = []ref{{Type: "attribution", ID: id + "-a1"}}
 	}
 	rec.Rels = []relation{
 		{Name: "profile", Refs: []ref{{Type: "profile", ID: profileID}}},
@@ -214,13 +213,13 @@ func (c *rctx) attribution(g int64, id string) *record {
 	if g > 0 {
 		rels = append(rels, relation{Name: "attributed-event", Refs: []ref{{Type: "event", ID: w.eventID(g - 1)}}})
 	}
-	if g%2 == 0 && w.sc.Campaigns > 0 {
-		ci := g / 2 % int64(w.sc.Campaigns)
+	if t := w.attributionTarget(g); t.ok && t.campaign {
+		ci := t.owner
 		rels = append(rels,
 			relation{Name: "campaign", Refs: []ref{{Type: "campaign", ID: w.campaignID(ci)}}},
 			relation{Name: "campaign-message", Refs: []ref{{Type: "campaign-message", ID: w.campaignMessageID(ci, 0)}}})
-	} else if w.sc.Flows > 0 {
-		fi := g / 2 % int64(w.sc.Flows)
+	} else if t.ok {
+		fi := t.owner
 		msg := w.flowMessageID(fi, 0, 0)
 		rels = append(rels,
 			relation{Name: "flow", Refs: []ref{{Type: "flow", ID: w.flowID(fi)}}},

@@ -44,7 +44,16 @@ type response struct {
 // get sends an authenticated GET with the current revision.
 func get(t testing.TB, s *Server, pathAndQuery string, hdr ...string) response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, s.URL()+pathAndQuery, nil)
+	r := send(t, s, http.MethodGet, pathAndQuery, nil, hdr...)
+	_ = json.Unmarshal(r.body, &r.doc)
+	return r
+}
+
+// send sends an authenticated request with the current revision; hdr pairs set headers (an
+// empty value deletes one). The body is read, not decoded.
+func send(t testing.TB, s *Server, method, pathAndQuery string, body io.Reader, hdr ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL()+pathAndQuery, body)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Klaviyo-API-Key "+DefaultAPIKey)
 	req.Header.Set("revision", LatestRevision)
@@ -60,9 +69,7 @@ func get(t testing.TB, s *Server, pathAndQuery string, hdr ...string) response {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	r := response{status: resp.StatusCode, header: resp.Header, body: b}
-	_ = json.Unmarshal(b, &r.doc)
-	return r
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
 // data returns the primary data array of a collection response.
@@ -103,12 +110,19 @@ func (r response) errorParameter() string {
 func collectAll(t testing.TB, s *Server, pathAndQuery string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
+	eachPage(t, s, pathAndQuery, func(r response) { out = append(out, r.data()...) })
+	return out
+}
+
+// eachPage GETs a first page and every page links.next leads to, handing each 200 to fn.
+func eachPage(t testing.TB, s *Server, pathAndQuery string, fn func(response)) {
+	t.Helper()
 	next := pathAndQuery
 	for pages := 0; next != ""; pages++ {
 		require.Less(t, pages, 100000, "pagination does not end")
 		r := get(t, s, next)
 		require.Equal(t, http.StatusOK, r.status, string(r.body))
-		out = append(out, r.data()...)
+		fn(r)
 		next = ""
 		if l := r.link("next"); l != "" {
 			u, err := url.Parse(l)
@@ -116,7 +130,6 @@ func collectAll(t testing.TB, s *Server, pathAndQuery string) []map[string]any {
 			next = u.RequestURI()
 		}
 	}
-	return out
 }
 
 func ids(recs []map[string]any) []string {

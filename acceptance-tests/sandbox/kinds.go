@@ -139,7 +139,7 @@ func (c *rctx) account() *record {
 			"street_address": map[string]any{"address1": "12 Rue de la Paix", "address2": "Bâtiment B, 3e étage", "city": "Paris",
 				"region": "Île-de-France", "country": "France", "zip": "75002"},
 		},
-		"industry": "Apparel & Accessories", "timezone": "Europe/Paris", "preferred_currency": "EUR",
+		"industry": "Apparel & Accessories", "timezone": accountTimezone, "preferred_currency": "EUR",
 		"public_api_key": "Sbx" + shortID(mix(w.seed, 0x9b), 1), "locale": "fr-FR",
 	}}
 }

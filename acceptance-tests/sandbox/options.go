@@ -17,6 +17,9 @@ type Options struct {
 	Latency    Latency             // uniform delay added to every API request
 	Faults     Faults              // per-request fault probabilities
 	APIKeys    map[string][]string // key -> scopes; nil scopes = every read scope; empty map = "sandbox-key"
+	// ReportPageSize is how many results a page of the paginated reports (campaign and flow
+	// reports) holds before links.next; 0 means 500. Tests lower it to exercise page_cursor.
+	ReportPageSize int
 }
 
 // Scale sets how many records of each kind exist when the clock starts. Zero fields take the

@@ -21,6 +21,7 @@ type apiError struct {
 	Detail    string
 	Parameter string
 	Pointer   string
+	Allow     string // the Allow header of a 405
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Detail) }

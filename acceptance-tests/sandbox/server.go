@@ -45,8 +45,13 @@ type Server struct {
 	world  atomic.Pointer[world]
 	advMu  sync.Mutex
 	limits *limiter
-	faults *faultPicker
-	stats  *stats
+	// reports are the POST query endpoints by path; quota their daily budgets; companyTZ the
+	// account's timezone, in which reports read and cut timeframes.
+	reports   map[string]*specgen.Report
+	quota     *dailyQuota
+	companyTZ *time.Location
+	faults    *faultPicker
+	stats     *stats
 	// errorSeq numbers error ids; bufs recycles response buffers (a 1000-event page is ~1 MB)
 	// in a small free list that, unlike sync.Pool, survives garbage collections.
 	errorSeq atomic.Int64
@@ -77,13 +82,21 @@ func StartAddr(addr string, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	reports, err := loadReports()
+	if err != nil {
+		return nil, err
+	}
+	tz, err := time.LoadLocation(accountTimezone)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: account timezone: %w", err)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: listen on %s: %w", addr, err)
 	}
 	s := &Server{opts: opts, spec: spec, keys: keys, ln: ln, url: "http://" + ln.Addr().String(),
 		limits: newLimiter(), faults: newFaultPicker(opts.Seed, opts.Faults), stats: newStats(), done: make(chan struct{}),
-		bufs: make(chan *bytes.Buffer, 8)}
+		bufs: make(chan *bytes.Buffer, 8), reports: reports, quota: newDailyQuota(), companyTZ: tz}
 	s.routes = s.buildRoutes()
 	s.world.Store(newWorld(opts.Seed, opts.Scale, opts.Now, s.url))
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
@@ -254,6 +267,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	if rep, ok := s.reports[reportPath(r.URL.Path)]; ok {
+		s.stats.record(rep.Path, s.handleReport(w, r, rep))
+		return
+	}
 	ep, ids, ok := s.spec.match(r.URL.Path)
 	label := "(unknown path)" // unmatched paths share one label so stats stay bounded
 	if ok {
@@ -268,17 +285,9 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, ep *specgen.E
 	if !strings.HasPrefix(r.URL.Path, "/api/") {
 		return s.writeError(w, notFound("The requested URL was not found."))
 	}
-	if r.Method != http.MethodGet {
-		// The sandbox is read-only, as the connector is.
-		w.Header().Set("Allow", http.MethodGet)
-		return s.writeError(w, &apiError{Status: 405, Code: "method_not_allowed", Title: "Method not allowed.",
-			Detail: fmt.Sprintf("Method %q not allowed.", sanitize(r.Method))})
-	}
-	key, aerr := s.authenticate(r)
+	// The sandbox's resources are read-only, as the connector is.
+	key, aerr := s.checkCaller(r, http.MethodGet)
 	if aerr != nil {
-		return s.writeError(w, aerr)
-	}
-	if aerr := checkRevision(r.Header.Get("revision")); aerr != nil {
 		return s.writeError(w, aerr)
 	}
 	if !matched {
@@ -288,41 +297,14 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, ep *specgen.E
 	if !ok {
 		return s.writeError(w, notFound(fmt.Sprintf("%s is not implemented by the sandbox.", ep.Path)))
 	}
-	for _, sc := range ep.Scopes {
-		if !s.keys[key][sc] {
-			return s.writeError(w, &apiError{Status: 403, Code: "permission_denied", Title: "You do not have permission to perform this action.",
-				Detail: fmt.Sprintf("This API key is missing required scopes: %s.", strings.Join(missingScopes(ep.Scopes, s.keys[key]), ", "))})
-		}
+	if aerr := s.checkScopes(key, ep.Scopes); aerr != nil {
+		return s.writeError(w, aerr)
 	}
 	burst, steady, bucket := paramTier(ep, r.URL.Query())
 	rl := s.limits.take(key+" "+bucket, s.opts.RateLimits, burst, steady)
-	if !rl.ok {
-		return s.write429(w, rl.retryAfter, "Request was throttled. Expected available in "+itoa(int64(rl.retryAfter))+" seconds.")
-	}
-	hd := w.Header()
-	hd.Set("RateLimit-Limit", itoa(int64(rl.limit)))
-	hd.Set("RateLimit-Remaining", itoa(int64(rl.remaining)))
-	hd.Set("RateLimit-Reset", itoa(int64(rl.reset)))
-	fault := s.faults.pick(r.URL.Path)
-	if fault == faultSpurious429 {
-		for _, h := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
-			hd.Del(h)
-		}
-		ra := s.opts.Faults.RetryAfter
-		if ra <= 0 {
-			ra = 1
-		}
-		return s.write429(w, ra, "Request was throttled. Expected available in "+itoa(int64(ra))+" seconds.")
-	}
-	s.sleepLatency(r.Context(), fault == faultSlow)
-	switch fault {
-	case fault500:
-		return s.writeError(w, &apiError{Status: 500, Code: "error", Title: "A server error occurred.", Detail: "A server error occurred."})
-	case fault503:
-		return s.writeError(w, &apiError{Status: 503, Code: "service_unavailable", Title: "Service unavailable.", Detail: "The service is temporarily unavailable. Please try again later."})
-	case faultReset:
-		dropConnection(w)
-		return 0
+	fault, status, done := s.admit(w, r, rl)
+	if done {
+		return status
 	}
 	qq, aerr := parseQuery(ep, ids, r.URL.Path, r.URL.Query())
 	if aerr != nil {
@@ -333,7 +315,47 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request, ep *specgen.E
 	if aerr := s.document(doc, r, h, qq, ids); aerr != nil {
 		return s.writeError(w, aerr)
 	}
-	body := doc.Bytes()
+	return writeOK(w, doc.Bytes(), fault)
+}
+
+// admit answers a throttled request with 429, or sets the rate-limit headers and plays the
+// request-level faults (spurious 429, latency, 500, 503, reset). done tells that status was sent;
+// otherwise fault is what remains to be done to the body (truncate, malformed).
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, rl rateResult) (fault faultKind, status int, done bool) {
+	if !rl.ok {
+		return faultNone, s.write429(w, rl.retryAfter, "Request was throttled. Expected available in "+itoa(int64(rl.retryAfter))+" seconds."), true
+	}
+	hd := w.Header()
+	hd.Set("RateLimit-Limit", itoa(int64(rl.limit)))
+	hd.Set("RateLimit-Remaining", itoa(int64(rl.remaining)))
+	hd.Set("RateLimit-Reset", itoa(int64(rl.reset)))
+	fault = s.faults.pick(r.URL.Path)
+	if fault == faultSpurious429 {
+		for _, h := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
+			hd.Del(h)
+		}
+		ra := s.opts.Faults.RetryAfter
+		if ra <= 0 {
+			ra = 1
+		}
+		return fault, s.write429(w, ra, "Request was throttled. Expected available in "+itoa(int64(ra))+" seconds."), true
+	}
+	s.sleepLatency(r.Context(), fault == faultSlow)
+	switch fault {
+	case fault500:
+		return fault, s.writeError(w, &apiError{Status: 500, Code: "error", Title: "A server error occurred.", Detail: "A server error occurred."}), true
+	case fault503:
+		return fault, s.writeError(w, &apiError{Status: 503, Code: "service_unavailable", Title: "Service unavailable.", Detail: "The service is temporarily unavailable. Please try again later."}), true
+	case faultReset:
+		dropConnection(w)
+		return fault, 0, true
+	}
+	return fault, 0, false
+}
+
+// writeOK sends a 200 JSON:API body, damaged as the truncate and malformed faults ask.
+func writeOK(w http.ResponseWriter, body []byte, fault faultKind) int {
+	hd := w.Header()
 	hd.Set("Content-Type", "application/vnd.api+json")
 	switch fault {
 	case faultTruncate:
@@ -382,6 +404,29 @@ func (s *Server) putBuf(b *bytes.Buffer) {
 	case s.bufs <- b:
 	default:
 	}
+}
+
+// checkCaller checks what every API request is checked for first, in Klaviyo's order: the
+// method (answering 405 with Allow), the API key, the revision header. It returns the key.
+func (s *Server) checkCaller(r *http.Request, method string) (string, *apiError) {
+	if r.Method != method {
+		return "", &apiError{Status: 405, Code: "method_not_allowed", Title: "Method not allowed.", Allow: method,
+			Detail: fmt.Sprintf("Method %q not allowed.", sanitize(r.Method))}
+	}
+	key, aerr := s.authenticate(r)
+	if aerr != nil {
+		return "", aerr
+	}
+	return key, checkRevision(r.Header.Get("revision"))
+}
+
+// checkScopes answers 403 naming the scopes the key lacks.
+func (s *Server) checkScopes(key string, need []string) *apiError {
+	if missing := missingScopes(need, s.keys[key]); len(missing) > 0 {
+		return &apiError{Status: 403, Code: "permission_denied", Title: "You do not have permission to perform this action.",
+			Detail: fmt.Sprintf("This API key is missing required scopes: %s.", strings.Join(missing, ", "))}
+	}
+	return nil
 }
 
 func missingScopes(need []string, have map[string]bool) []string {
@@ -446,6 +491,9 @@ func (s *Server) writeError(w http.ResponseWriter, e *apiError) int {
 		item["source"] = map[string]any{"pointer": e.Pointer}
 	}
 	b, _ := json.Marshal(map[string]any{"errors": []any{item}})
+	if e.Allow != "" {
+		w.Header().Set("Allow", e.Allow)
+	}
 	w.Header().Set("Content-Type", "application/vnd.api+json")
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(b)

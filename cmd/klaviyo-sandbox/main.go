@@ -58,6 +58,7 @@ func run(args []string) error {
 	now := fs.String("now", "", "sandbox clock start, RFC 3339 or YYYY-MM-DD (default: 30 days ago, at midnight UTC)")
 	rates := fs.String("rate-limits", "off", "klaviyo (published tiers), off, or a factor applied to the tiers (e.g. 0.1)")
 	latency := fs.String("latency", "", "added latency per request: 50ms or 20ms-80ms")
+	reportPage := fs.Int("report-page-size", 0, "results per page of campaign and flow reports before links.next (default 500)")
 	faults := fs.String("faults", "", "fault probabilities, e.g. 5xx=0.05,503=0.01,reset=0.02,truncate=0.01,malformed=0.01,slow=0.01,429=0.02,retry_after=1,only=/api/events")
 	d := sandbox.DefaultScale()
 	sc := sandbox.Scale{}
@@ -81,7 +82,10 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	opts := sandbox.Options{Seed: *seed, Scale: sc, APIKeys: keys}
+	if *reportPage < 0 {
+		return fmt.Errorf("--report-page-size %d: want a positive number, or 0 for the default", *reportPage)
+	}
+	opts := sandbox.Options{Seed: *seed, Scale: sc, APIKeys: keys, ReportPageSize: *reportPage}
 	var err error
 	if *now != "" {
 		if opts.Now, err = parseNow(*now); err != nil {

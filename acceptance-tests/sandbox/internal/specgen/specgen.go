@@ -112,22 +112,44 @@ func Build(openapi []byte) ([]byte, error) {
 		out = append(out, ep)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return encodeTable(out)
+}
+
+// encodeTable renders a table as the indented JSON committed beside the sandbox.
+func encodeTable(table any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", " ")
-	if err := enc.Encode(out); err != nil {
+	if err := enc.Encode(table); err != nil {
 		return nil, fmt.Errorf("specgen: encode: %w", err)
 	}
 	return buf.Bytes(), nil
 }
 
+// limits reads an operation's burst (per second) and steady (per minute) rate limits.
+func limits(op operation) (burst, steady int, err error) {
+	if burst, err = rate(op.RateLimit["burst"], "s"); err != nil {
+		return 0, 0, err
+	}
+	steady, err = rate(op.RateLimit["steady"], "m")
+	return burst, steady, err
+}
+
+// responseComponent names the schema component of an operation's 200 response.
+func responseComponent(op operation) string {
+	name := ""
+	if r, ok := op.Responses["200"]; ok {
+		for _, c := range r.Content {
+			name = c.Schema.Ref[strings.LastIndex(c.Schema.Ref, "/")+1:]
+		}
+	}
+	return name
+}
+
 func endpoint(path string, op operation) (Endpoint, error) {
 	ep := Endpoint{Path: path, OperationID: op.OperationID, Scopes: op.Scopes}
 	var err error
-	if ep.Burst, err = rate(op.RateLimit["burst"], "s"); err != nil {
-		return ep, err
-	}
-	if ep.Steady, err = rate(op.RateLimit["steady"], "m"); err != nil {
+	if ep.Burst, ep.Steady, err = limits(op); err != nil {
 		return ep, err
 	}
 	for _, p := range op.Parameters {
@@ -182,11 +204,7 @@ func endpoint(path string, op operation) (Endpoint, error) {
 			ep.Filters[name] = ff
 		}
 	}
-	if r, ok := op.Responses["200"]; ok {
-		for _, c := range r.Content {
-			ep.Response = c.Schema.Ref[strings.LastIndex(c.Schema.Ref, "/")+1:]
-		}
-	}
+	ep.Response = responseComponent(op)
 	return ep, nil
 }
 
