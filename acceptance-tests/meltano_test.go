@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -13,7 +14,8 @@ import (
 
 // meltano.yml restates the connector's settings for Meltano, and source/spec.json is where they are defined. These
 // tests make spec.json the one source: every setting's name, order, kind, default, label, description and
-// sensitivity in meltano.yml must be spec.json's. (The interop tests then prove the file works with a real Meltano.)
+// sensitivity in meltano.yml must be spec.json's, and the tap's --about must carry the plugin's name. (The interop
+// tests then prove the file works with a real Meltano.)
 
 // meltanoSetting is one entry of the extractor's settings in meltano.yml.
 type meltanoSetting struct {
@@ -111,4 +113,22 @@ func TestMeltanoSettingsAreTheSpec(t *testing.T) {
 		assert.Equal(t, p.AirbyteSecret, s.Sensitive, "setting %s: sensitive exactly when spec.json says airbyte_secret", s.Name)
 	}
 	assert.Equal(t, [][]string{spec.Required}, tap.SettingsGroupValidation, "settings_group_validation is spec.json's required")
+}
+
+// TestAboutNamesTheMeltanoPlugin requires --about to call the tap what meltano.yml calls the plugin: users look the
+// tap up by that name, and a second name is one more thing to keep in step.
+func TestAboutNamesTheMeltanoPlugin(t *testing.T) {
+	tap := readMeltanoExtractor(t)
+	r := runBin(t, "--about", "--format", "json")
+	require.Equal(t, 0, r.code, "%s", r.stderr)
+	var about struct {
+		Name string `json:"name"`
+	}
+	require.NoError(t, json.Unmarshal(r.stdout, &about), "%s", r.stdout)
+	assert.Equal(t, tap.Name, about.Name, "--about's name vs meltano.yml's plugin name")
+
+	r = runBin(t, "--about", "--format", "markdown")
+	require.Equal(t, 0, r.code, "%s", r.stderr)
+	heading, _, _ := strings.Cut(string(r.stdout), "\n")
+	assert.Equal(t, "# "+tap.Name, heading, "--about --format markdown's heading vs meltano.yml's plugin name")
 }
