@@ -4,7 +4,9 @@
 # under .venv-interop/ at the repository root (their dependencies conflict), plus PostgreSQL's server programs.
 #
 # Idempotent: a venv whose requirements file and interpreter have not changed since it was built is left alone, and
-# apt runs only when something is missing. Works as root on a fresh Debian machine with CI=true and no stdin.
+# apt runs only when something is missing. Works as root on a fresh Debian machine with CI=true and no stdin; as
+# another user it works when PostgreSQL and python3 with venv are already installed, and otherwise stops before
+# touching anything, with one sentence naming the packages to install.
 #
 # Environment: INTEROP_VENV (default <repo>/.venv-interop), INTEROP_PYTHON (default python3.11, else python3).
 # Afterwards the tests find everything by themselves; `source .venv-interop/env.sh` exports the same paths.
@@ -21,11 +23,14 @@ say() { printf 'interop setup: %s\n' "$*"; }
 
 # --- system packages -------------------------------------------------------------------------------------------
 apt_updated=""
-apt_install() {
+need_root() { # need_root PACKAGE...: stops, saying what to do, unless this process may install the packages
   if [ "$(id -u)" != 0 ]; then
-    say "missing system packages ($*) and not root: install them with apt-get, then run this again" >&2
+    say "missing $*, and installing needs root: run \`sudo apt-get install -y $*\` (or run this as root), then run this again" >&2
     exit 1
   fi
+}
+apt_install() {
+  need_root "$@"
   if [ -z "$apt_updated" ]; then
     say "apt-get update"
     apt-get update -qq
@@ -46,6 +51,7 @@ pg_bin() {
 }
 
 if [ -z "$(pg_bin)" ]; then
+  need_root postgresql
   # The tests start their own throwaway cluster; Debian's default "main" cluster would only sit on port 5432.
   mkdir -p /etc/postgresql-common/createcluster.d
   echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/interop-no-main-cluster.conf
