@@ -54,8 +54,19 @@ install_tools() {
 			fail "missing ${missing[*]}, and installing needs root: run \`sudo apt-get install -y ${missing[*]}\` (or run this as root), then run this again"
 		apt_install "${missing[@]}"
 	fi
-	[[ $(id -u) -eq 0 ]] || has_subids ||
-		fail "user $(id -un) has no subordinate ids, which a rootless build needs: run \`sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $(id -un)\` (or run this as root), then run this again"
+	local free
+	if [[ $(id -u) -ne 0 ]] && ! has_subids; then
+		free=$(free_subids)
+		fail "user $(id -un) has no subordinate ids, which a rootless build needs: run \`sudo usermod --add-subuids $free --add-subgids $free $(id -un)\` (or run this as root), then run this again"
+	fi
+}
+
+# free_subids prints a range of 65536 ids past every range /etc/subuid and /etc/subgid already hand out, so
+# the suggested usermod gives the caller ids no other user shares.
+free_subids() {
+	local start
+	start=$(cat /etc/subuid /etc/subgid 2>/dev/null | awk -F: '$2 + $3 > max { max = $2 + $3 } END { print (max > 100000 ? max : 100000) }')
+	printf '%d-%d' "$start" $((start + 65535))
 }
 
 # has_subids succeeds when /etc/subuid and /etc/subgid give the caller a range (by name or by uid).
