@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real clients the interop tests run source-klaviyo with, at the versions pinned in requirements/:
-# Meltano, target-jsonl, target-csv, target-postgres, PyAirbyte and airbyte-protocol-models, each in its own venv
-# under .venv-interop/ at the repository root (their dependencies conflict), plus PostgreSQL's server programs.
+# Meltano, target-jsonl, target-csv, target-postgres, target-duckdb, PyAirbyte and airbyte-protocol-models, each in
+# its own venv under .venv-interop/ at the repository root (their dependencies conflict), plus PostgreSQL's server
+# programs.
 #
 # Idempotent: a venv whose requirements file and interpreter have not changed since it was built is left alone, and
 # apt runs only when something is missing. Works as root on a fresh Debian machine with CI=true and no stdin; as
@@ -105,7 +106,7 @@ build_venv() { # name: builds $venvs/name from requirements/name.txt unless it i
   echo "installed $(grep -c '==' "$reqs/$name.txt") pinned packages"
 }
 
-names=(meltano target-jsonl target-csv target-postgres pyairbyte protocol-models)
+names=(meltano target-jsonl target-csv target-postgres target-duckdb pyairbyte protocol-models)
 # Two at a time: downloads overlap, and the 2-core machine is not swamped by unpacking.
 pids=()
 for name in "${names[@]}"; do
@@ -136,5 +137,6 @@ pin() { # pin FILE PACKAGE: the pinned version, whatever spelling (- or _, case)
 }
 say "clients: meltano $(pin meltano meltano), target-jsonl $(pin target-jsonl target-jsonl)," \
   "target-csv $(pin target-csv meltanolabs-target-csv), target-postgres $(pin target-postgres meltanolabs-target-postgres)," \
+  "target-duckdb $(pin target-duckdb target-duckdb) with duckdb $(pin target-duckdb duckdb)," \
   "PyAirbyte (airbyte) $(pin pyairbyte airbyte), airbyte-protocol-models $(pin protocol-models airbyte-protocol-models)"
 say "venvs in $venvs (source $venvs/env.sh to export INTEROP_VENV, INTEROP_PG_BIN); done in $((SECONDS - start))s"
