@@ -60,6 +60,28 @@ type specProperty struct {
 	Order         int    `json:"order"`
 }
 
+// configSpec is source/spec.json, the connector's settings.
+type configSpec struct {
+	Required   []string                `json:"required"`
+	Properties map[string]specProperty `json:"properties"`
+	Names      []string                `json:"-"` // the property names in spec.json's order
+}
+
+func readConfigSpec(t *testing.T) configSpec {
+	t.Helper()
+	raw, err := os.ReadFile("../source/spec.json")
+	require.NoError(t, err)
+	var spec configSpec
+	require.NoError(t, json.Unmarshal(raw, &spec))
+	for n := range spec.Properties {
+		spec.Names = append(spec.Names, n)
+	}
+	sort.Slice(spec.Names, func(i, j int) bool {
+		return spec.Properties[spec.Names[i]].Order < spec.Properties[spec.Names[j]].Order
+	})
+	return spec
+}
+
 // meltanoKind is the Meltano setting kind for a spec property: Meltano's date picker for date-times, its
 // decimal for JSON numbers (integer stays integer), and the JSON type's own name otherwise.
 func meltanoKind(p specProperty) string {
@@ -84,25 +106,13 @@ func sameValue(t *testing.T, yamlValue, jsonValue any) bool {
 }
 
 func TestMeltanoSettingsAreTheSpec(t *testing.T) {
-	raw, err := os.ReadFile("../source/spec.json")
-	require.NoError(t, err)
-	var spec struct {
-		Required   []string                `json:"required"`
-		Properties map[string]specProperty `json:"properties"`
-	}
-	require.NoError(t, json.Unmarshal(raw, &spec))
-	names := make([]string, 0, len(spec.Properties))
-	for n := range spec.Properties {
-		names = append(names, n)
-	}
-	sort.Slice(names, func(i, j int) bool { return spec.Properties[names[i]].Order < spec.Properties[names[j]].Order })
-
+	spec := readConfigSpec(t)
 	tap := readMeltanoExtractor(t)
 	var got []string
 	for _, s := range tap.Settings {
 		got = append(got, s.Name)
 	}
-	require.Equal(t, names, got, "meltano.yml's settings must be spec.json's properties, in spec.json's order")
+	require.Equal(t, spec.Names, got, "meltano.yml's settings must be spec.json's properties, in spec.json's order")
 
 	for _, s := range tap.Settings {
 		p := spec.Properties[s.Name]

@@ -1,12 +1,10 @@
 package acceptance_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 
@@ -36,26 +34,10 @@ func streamsTable() string {
 }
 
 func configTable(t *testing.T) string {
-	raw, err := os.ReadFile("../source/spec.json")
-	require.NoError(t, err)
-	var spec struct {
-		Required   []string `json:"required"`
-		Properties map[string]struct {
-			Type        string `json:"type"`
-			Description string `json:"description"`
-			Default     any    `json:"default"`
-			Order       int    `json:"order"`
-		} `json:"properties"`
-	}
-	require.NoError(t, json.Unmarshal(raw, &spec))
-	names := make([]string, 0, len(spec.Properties))
-	for n := range spec.Properties {
-		names = append(names, n)
-	}
-	sort.Slice(names, func(i, j int) bool { return spec.Properties[names[i]].Order < spec.Properties[names[j]].Order })
+	spec := readConfigSpec(t)
 	var b strings.Builder
 	b.WriteString("| option | type | default | what it does |\n|---|---|---|---|\n")
-	for _, n := range names {
+	for _, n := range spec.Names {
 		p := spec.Properties[n]
 		def := ""
 		if p.Default != nil {
