@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: build demo test lint setup unit race interop bench bench-quick bench-hot soak fuzz
+.PHONY: build demo test lint setup setup-interop setup-image unit race interop bench bench-quick bench-hot soak fuzz
 
 build:
 	mkdir -p bin
@@ -17,11 +17,20 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 
-# The interop clients (Meltano, Singer targets, PyAirbyte, PostgreSQL) from pinned requirements; idempotent.
-setup:
+# What the tests need, installed when missing; idempotent. Installing system packages (PostgreSQL, python3-venv,
+# buildah, podman...) needs root: as another user each script stops here, before any test runs, with one sentence
+# saying what to install, and with everything installed the whole of make test runs rootless.
+setup: setup-interop setup-image
+
+# The interop clients (Meltano, Singer targets, PyAirbyte) from pinned requirements, and PostgreSQL.
+setup-interop:
 	bash acceptance-tests/interop/setup.sh
 
-# Every Go test, the Docker image build included (scripts/container-test.sh installs buildah and podman itself).
+# The image build's tools (buildah, podman, skopeo, runc, jq, static busybox; for another user uidmap and subids).
+setup-image:
+	bash scripts/container-test.sh --setup
+
+# Every Go test, the Docker image build included (scripts/container-test.sh, whose tools setup-image installed).
 unit:
 	SOURCE_KLAVIYO_CONTAINER_TEST=1 $(GO) test -count=1 -timeout 45m ./...
 
@@ -30,7 +39,7 @@ race:
 	$(GO) test -count=1 -race ./source/...
 	SOURCE_KLAVIYO_RACE=1 $(GO) test -count=1 -race -timeout 20m -run 'TestFullRefresh|TestIncremental|TestKill|TestSigterm' ./acceptance-tests
 
-interop: setup
+interop: setup-interop
 	$(GO) test -count=1 -v ./acceptance-tests/interop/
 
 test: lint setup race unit

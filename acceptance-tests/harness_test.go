@@ -204,9 +204,11 @@ func schemaValidator(t *testing.T, stream string) *gojsonschema.Schema {
 	return s
 }
 
-// requireRecordsValid validates every record against its stream's schema.
+// requireRecordsValid validates every record against its stream's schema, and parses every date-time value
+// strictly (the schema check alone lets a bare date pass).
 func requireRecordsValid(t *testing.T, o protocol.Messages) {
 	t.Helper()
+	requireDateTimesParse(t, o)
 	for stream, recs := range o.RecordsByStream() {
 		v := schemaValidator(t, stream)
 		for _, rec := range recs {

@@ -1,13 +1,14 @@
 package acceptance_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
-	"sort"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/source-klaviyo/source-klaviyo/catalog"
@@ -33,26 +34,10 @@ func streamsTable() string {
 }
 
 func configTable(t *testing.T) string {
-	raw, err := os.ReadFile("../source/spec.json")
-	require.NoError(t, err)
-	var spec struct {
-		Required   []string `json:"required"`
-		Properties map[string]struct {
-			Type        string `json:"type"`
-			Description string `json:"description"`
-			Default     any    `json:"default"`
-			Order       int    `json:"order"`
-		} `json:"properties"`
-	}
-	require.NoError(t, json.Unmarshal(raw, &spec))
-	names := make([]string, 0, len(spec.Properties))
-	for n := range spec.Properties {
-		names = append(names, n)
-	}
-	sort.Slice(names, func(i, j int) bool { return spec.Properties[names[i]].Order < spec.Properties[names[j]].Order })
+	spec := readConfigSpec(t)
 	var b strings.Builder
 	b.WriteString("| option | type | default | what it does |\n|---|---|---|---|\n")
-	for _, n := range names {
+	for _, n := range spec.Names {
 		p := spec.Properties[n]
 		def := ""
 		if p.Default != nil {
@@ -84,4 +69,78 @@ func TestReadmeTablesMatchTheCode(t *testing.T) {
 		return
 	}
 	require.Equal(t, want, doc, "README.md tables are stale: run go test ./acceptance-tests -run TestReadme -update")
+}
+
+// readmeSection returns the README's text from the heading to the next heading of the same level.
+func readmeSection(t *testing.T, doc, heading string) string {
+	t.Helper()
+	i := strings.Index(doc, "\n"+heading+"\n")
+	require.True(t, i >= 0, "README.md has no %q section", heading)
+	rest := doc[i+len(heading)+2:]
+	if j := strings.Index(rest, "\n## "); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest
+}
+
+// TestReadmeTestStepsAreTheMakefiles pins the README's numbered list of what make test runs to the prerequisites
+// of the Makefile's test target, in order: the README once said the race pass ran last when it ran first.
+func TestReadmeTestStepsAreTheMakefiles(t *testing.T) {
+	mk, err := os.ReadFile("../Makefile")
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^test:[ \t]*(.*)$`).FindSubmatch(mk)
+	require.NotNil(t, m, "the Makefile has no test target")
+	want := strings.Fields(string(m[1]))
+
+	raw, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	var got []string
+	for _, step := range regexp.MustCompile("(?m)^\\d+\\. `([a-z-]+)`:").FindAllStringSubmatch(readmeSection(t, string(raw), "## Tests"), -1) {
+		got = append(got, step[1])
+	}
+	require.Equal(t, want, got, "README.md's Tests section must list the Makefile's test prerequisites, in order")
+}
+
+// TestReadmeInstallsArePinned requires every pip install in the README to install one of the requirement files the
+// interop tests install (every dependency pinned, --no-deps), and every name==version the README quotes to be a pin
+// of those files: a version the README names is one the tests ran.
+func TestReadmeInstallsArePinned(t *testing.T) {
+	raw, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	doc := string(raw)
+	const reqs = "acceptance-tests/interop/requirements/"
+	pinned := map[string]bool{}
+	files, err := filepath.Glob(filepath.Join("..", reqs, "*.txt"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, line := range strings.Fields(string(b)) {
+			pinned[normalPin(line)] = true
+		}
+	}
+
+	installs := 0
+	install := regexp.MustCompile("pip install --no-deps -r " + regexp.QuoteMeta(reqs) + "([a-z-]+)\\.txt(?:$|`)")
+	for _, line := range strings.Split(doc, "\n") {
+		if !strings.Contains(line, "pip install") {
+			continue
+		}
+		installs++
+		m := install.FindStringSubmatch(strings.TrimSpace(line))
+		if assert.NotNil(t, m, "README.md installs something other than a pinned requirement file: %s", line) {
+			assert.FileExists(t, filepath.Join("..", reqs, m[1]+".txt"), "README.md: %s", line)
+		}
+	}
+	assert.Positive(t, installs, "README.md has no pip install lines: the check above would prove nothing")
+
+	for _, q := range regexp.MustCompile("`([A-Za-z0-9_.-]+==[^`\\s]+)`").FindAllStringSubmatch(doc, -1) {
+		assert.True(t, pinned[normalPin(q[1])], "README.md quotes %s, which no file in %s pins", q[1], reqs)
+	}
+}
+
+// normalPin spells a name==version pin the way pip compares names: case-insensitive, - and _ the same.
+func normalPin(pin string) string {
+	return strings.ReplaceAll(strings.ToLower(pin), "_", "-")
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # container-test.sh builds the Airbyte image from the real Dockerfile on a machine with no Docker
 # daemon and no registry (buildah/podman, vfs storage, runc), then runs and inspects it:
-#   1. installs buildah, podman, skopeo, runc, busybox-static and jq with apt when missing;
+#   1. installs buildah, podman, skopeo, runc, busybox-static and jq with apt when missing (root only; another
+#      user is told in one sentence what to install, and also needs uidmap and subordinate ids for a rootless
+#      build);
 #   2. makes local stand-ins for the Dockerfile's base images from the host Go toolchain and busybox;
 #   3. builds offline (--pull-never, --network none, host module cache mounted read-only, and a
 #      Go build cache kept in the scratch folder so re-runs compile only what changed);
@@ -10,13 +12,17 @@
 #   5. prints the build time and the image size.
 # It exits non-zero with a one-line reason on the first failure. It is safe to re-run: stand-ins are
 # rebuilt only when the host toolchain changes, and runs sharing a scratch folder take turns.
+# `container-test.sh --setup` does step 1 only (make setup runs it, so a missing tool stops make test early).
 #
-# Environment: CONTAINER_TEST_DIR (scratch folder, default /tmp/source-klaviyo-containers),
-# CONTAINER_TEST_IMAGE (tag to build, default localhost/source-klaviyo:test).
+# Environment: CONTAINER_TEST_DIR (scratch folder, default /tmp/source-klaviyo-containers for root and
+# /tmp/source-klaviyo-containers-<uid> for any other user: a store, its stand-ins and its lock belong to one
+# user), CONTAINER_TEST_IMAGE (tag to build, default localhost/source-klaviyo:test).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-work=${CONTAINER_TEST_DIR:-/tmp/source-klaviyo-containers}
+default_work=/tmp/source-klaviyo-containers
+[[ $(id -u) -eq 0 ]] || default_work+="-$(id -u)"
+work=${CONTAINER_TEST_DIR:-$default_work}
 image=${CONTAINER_TEST_IMAGE:-localhost/source-klaviyo:test}
 # Bump when the stand-in recipe below changes, so old stand-ins are replaced.
 standin_recipe=2
@@ -39,15 +45,45 @@ install_tools() {
 	command -v runc >/dev/null || missing+=(runc)
 	command -v jq >/dev/null || missing+=(jq)
 	[[ -x /bin/busybox ]] && is_static /bin/busybox || missing+=(busybox-static)
-	if ((${#missing[@]} == 0)); then
-		return 0
+	if [[ $(id -u) -ne 0 ]]; then
+		# A rootless build maps the image's users onto the caller's subordinate ids with these setuid helpers.
+		command -v newuidmap >/dev/null && command -v newgidmap >/dev/null || missing+=(uidmap)
 	fi
-	[[ $(id -u) -eq 0 ]] || fail "missing ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root"
-	command -v apt-get >/dev/null || fail "missing ${missing[*]} and apt-get is not available to install them"
-	say "installing ${missing[*]} with apt"
+	if ((${#missing[@]} > 0)); then
+		[[ $(id -u) -eq 0 ]] ||
+			fail "missing ${missing[*]}, and installing needs root: run \`sudo apt-get install -y ${missing[*]}\` (or run this as root), then run this again"
+		apt_install "${missing[@]}"
+	fi
+	local free
+	if [[ $(id -u) -ne 0 ]] && ! has_subids; then
+		free=$(free_subids)
+		fail "user $(id -un) has no subordinate ids, which a rootless build needs: run \`sudo usermod --add-subuids $free --add-subgids $free $(id -un)\` (or run this as root), then run this again"
+	fi
+}
+
+# free_subids prints a range of 65536 ids past every range /etc/subuid and /etc/subgid already hand out, so
+# the suggested usermod gives the caller ids no other user shares.
+free_subids() {
+	local start
+	start=$(cat /etc/subuid /etc/subgid 2>/dev/null | awk -F: '$2 + $3 > max { max = $2 + $3 } END { print (max > 100000 ? max : 100000) }')
+	printf '%d-%d' "$start" $((start + 65535))
+}
+
+# has_subids succeeds when /etc/subuid and /etc/subgid give the caller a range (by name or by uid).
+has_subids() {
+	local f
+	for f in /etc/subuid /etc/subgid; do
+		grep -qE "^($(id -un)|$(id -u)):" "$f" 2>/dev/null || return 1
+	done
+}
+
+# apt_install PACKAGE... installs the packages as root, without questions.
+apt_install() {
+	command -v apt-get >/dev/null || fail "missing $* and apt-get is not available to install them"
+	say "installing $* with apt"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq </dev/null >/dev/null || fail "apt-get update failed"
-	apt-get install -y -qq "${missing[@]}" </dev/null >/dev/null || fail "apt-get install ${missing[*]} failed"
+	apt-get install -y -qq "$@" </dev/null >/dev/null || fail "apt-get install $* failed"
 	is_static /bin/busybox || fail "/bin/busybox is not a static binary (install busybox-static)"
 }
 
@@ -341,11 +377,20 @@ run_check() {
 }
 
 main() {
+	local mode=${1:-build}
+	[[ $mode == build || $mode == --setup ]] || fail "unknown argument '$mode' (the only one is --setup)"
 	cd "$repo"
 	install_tools
 	command -v go >/dev/null || fail "go is not on PATH"
-	# One run at a time per scratch folder: buildah and the stand-in names are shared state.
-	mkdir -p "$work"
+	if [[ $mode == --setup ]]; then
+		say "ok: buildah, podman, skopeo, runc, jq and a static busybox are installed$([[ $(id -u) -eq 0 ]] || echo ', with uidmap and subordinate ids for a rootless build')"
+		return 0
+	fi
+	# One run at a time per scratch folder: buildah and the stand-in names are shared state. The folder must be
+	# the caller's: another user's store and lock can be neither used nor shared.
+	mkdir -p "$work" 2>/dev/null || fail "cannot create the scratch folder $work: set CONTAINER_TEST_DIR to a folder you can write"
+	[[ -O $work && -w $work ]] ||
+		fail "the scratch folder $work belongs to another user: set CONTAINER_TEST_DIR to a folder of your own"
 	exec 9>"$work/lock"
 	flock 9
 	configure

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs the real clients the interop tests run source-klaviyo with, at the versions pinned in requirements/:
-# Meltano, target-jsonl, target-csv, target-postgres, PyAirbyte and airbyte-protocol-models, each in its own venv
-# under .venv-interop/ at the repository root (their dependencies conflict), plus PostgreSQL's server programs.
+# Meltano, target-jsonl, target-csv, target-postgres, target-duckdb, PyAirbyte and airbyte-protocol-models, each in
+# its own venv under .venv-interop/ at the repository root (their dependencies conflict), plus PostgreSQL's server
+# programs.
 #
 # Idempotent: a venv whose requirements file and interpreter have not changed since it was built is left alone, and
-# apt runs only when something is missing. Works as root on a fresh Debian machine with CI=true and no stdin.
+# apt runs only when something is missing. Works as root on a fresh Debian machine with CI=true and no stdin; as
+# another user it works when PostgreSQL and python3 with venv are already installed, and otherwise stops before
+# touching anything, with one sentence naming the packages to install.
 #
 # Environment: INTEROP_VENV (default <repo>/.venv-interop), INTEROP_PYTHON (default python3.11, else python3).
 # Afterwards the tests find everything by themselves; `source .venv-interop/env.sh` exports the same paths.
@@ -21,11 +24,14 @@ say() { printf 'interop setup: %s\n' "$*"; }
 
 # --- system packages -------------------------------------------------------------------------------------------
 apt_updated=""
-apt_install() {
+need_root() { # need_root PACKAGE...: stops, saying what to do, unless this process may install the packages
   if [ "$(id -u)" != 0 ]; then
-    say "missing system packages ($*) and not root: install them with apt-get, then run this again" >&2
+    say "missing $*, and installing needs root: run \`sudo apt-get install -y $*\` (or run this as root), then run this again" >&2
     exit 1
   fi
+}
+apt_install() {
+  need_root "$@"
   if [ -z "$apt_updated" ]; then
     say "apt-get update"
     apt-get update -qq
@@ -46,6 +52,7 @@ pg_bin() {
 }
 
 if [ -z "$(pg_bin)" ]; then
+  need_root postgresql
   # The tests start their own throwaway cluster; Debian's default "main" cluster would only sit on port 5432.
   mkdir -p /etc/postgresql-common/createcluster.d
   echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/interop-no-main-cluster.conf
@@ -99,7 +106,7 @@ build_venv() { # name: builds $venvs/name from requirements/name.txt unless it i
   echo "installed $(grep -c '==' "$reqs/$name.txt") pinned packages"
 }
 
-names=(meltano target-jsonl target-csv target-postgres pyairbyte protocol-models)
+names=(meltano target-jsonl target-csv target-postgres target-duckdb pyairbyte protocol-models)
 # Two at a time: downloads overlap, and the 2-core machine is not swamped by unpacking.
 pids=()
 for name in "${names[@]}"; do
@@ -130,5 +137,6 @@ pin() { # pin FILE PACKAGE: the pinned version, whatever spelling (- or _, case)
 }
 say "clients: meltano $(pin meltano meltano), target-jsonl $(pin target-jsonl target-jsonl)," \
   "target-csv $(pin target-csv meltanolabs-target-csv), target-postgres $(pin target-postgres meltanolabs-target-postgres)," \
+  "target-duckdb $(pin target-duckdb target-duckdb) with duckdb $(pin target-duckdb duckdb)," \
   "PyAirbyte (airbyte) $(pin pyairbyte airbyte), airbyte-protocol-models $(pin protocol-models airbyte-protocol-models)"
 say "venvs in $venvs (source $venvs/env.sh to export INTEROP_VENV, INTEROP_PG_BIN); done in $((SECONDS - start))s"

@@ -23,6 +23,25 @@ const maxDepth = 32
 // and they would bloat every catalog message.
 const maxDescription = 120
 
+// dateTimeOverrides are record fields, per stream, that hold RFC 3339 date-times although stable.json types them
+// as plain strings without a format. Without "format": "date-time" a warehouse loads them as text, so they could not
+// be compared or truncated like the stream's other times. Each entry is justified by what Klaviyo documents the
+// values to be:
+//
+//   - metrics.created and metrics.updated are "Creation time / Last updated time in ISO 8601 format
+//     (YYYY-MM-DDTHH:MM:SS.mmmmmm)". 175 other string properties of stable.json carry that wording and every one
+//     of them declares date-time; these two are the only ones that do not.
+//   - push_tokens.recorded_date ("The date the push token was recorded") is served as a full timestamp with a
+//     UTC offset, the same shape as the token's created, which stable.json does declare date-time.
+//
+// The generator refuses an entry that names no string field, or one that stable.json has since given a format, so
+// the list cannot go stale silently. acceptance-tests check that every value the sandbox serves for any date-time
+// field, these included, parses as RFC 3339.
+var dateTimeOverrides = map[string][]string{
+	"metrics":     {"created", "updated"},
+	"push_tokens": {"recorded_date"},
+}
+
 // generator turns OpenAPI components into record schemas.
 type generator struct {
 	components node // components.schemas of stable.json
@@ -171,6 +190,9 @@ func (g generator) streamProperties(s catalog.Stream) (node, map[string]string, 
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := declareDateTimes(props, dateTimeOverrides[s.Name]); err != nil {
+		return nil, nil, err
+	}
 	// Keys and cursors are always present in a record, and destinations refuse null keys.
 	required := slices.Clone(s.PrimaryKey)
 	if s.Cursor != nil {
@@ -184,6 +206,35 @@ func (g generator) streamProperties(s catalog.Stream) (node, map[string]string, 
 		p["type"] = nonNull(p["type"])
 	}
 	return props, rels, nil
+}
+
+// declareDateTimes adds "format": "date-time" to the named fields of props (see dateTimeOverrides).
+func declareDateTimes(props node, fields []string) error {
+	for _, f := range fields {
+		p, ok := props[f].(node)
+		if !ok {
+			return fmt.Errorf("date-time override %q is not a record field", f)
+		}
+		if !slices.Contains(typeList(p["type"]), "string") {
+			return fmt.Errorf("date-time override %q is not a string field (type %v)", f, p["type"])
+		}
+		if _, has := p["format"]; has {
+			return fmt.Errorf("date-time override %q already has format %v in stable.json; remove the override", f, p["format"])
+		}
+		p["format"] = "date-time"
+	}
+	return nil
+}
+
+// typeList reads a converted schema's type, which is a string or a list of strings.
+func typeList(t any) []string {
+	switch v := t.(type) {
+	case string:
+		return []string{v}
+	case []string:
+		return v
+	}
+	return nil
 }
 
 // flatProperties lists id, every attribute of the component, the to-one relationship ids, the parent's id and the

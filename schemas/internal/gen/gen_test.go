@@ -76,3 +76,24 @@ func TestConvertCollapsesUnions(t *testing.T) {
 	assert.Equal(t, []string{"object", "null"}, ref["type"])
 	assert.Equal(t, node{"a": node{"type": "string"}}, ref["properties"])
 }
+
+// TestDateTimeOverridesStayHonest checks the override list cannot silently outlive its reason: a field that is not
+// in the record, is not a string, or already has a format in stable.json is an error, not a no-op.
+func TestDateTimeOverridesStayHonest(t *testing.T) {
+	props := func() node {
+		return node{"at": node{"type": []string{"string", "null"}}, "n": node{"type": "integer"},
+			"done": node{"type": "string", "format": "date-time"}}
+	}
+	p := props()
+	require.NoError(t, declareDateTimes(p, []string{"at"}))
+	assert.Equal(t, "date-time", p["at"].(node)["format"])
+
+	assert.ErrorContains(t, declareDateTimes(props(), []string{"gone"}), "not a record field")
+	assert.ErrorContains(t, declareDateTimes(props(), []string{"n"}), "not a string field")
+	assert.ErrorContains(t, declareDateTimes(props(), []string{"done"}), "remove the override")
+
+	for stream := range dateTimeOverrides {
+		_, ok := catalog.Lookup(stream)
+		assert.True(t, ok, "date-time override for %q, which is not a stream", stream)
+	}
+}
