@@ -8,7 +8,8 @@ mkdir -p bin "$out"
 go build -trimpath -o bin/source-klaviyo ./cmd/source-klaviyo
 go build -trimpath -o bin/klaviyo-sandbox ./cmd/klaviyo-sandbox
 
-bin/klaviyo-sandbox --api-key demo-key --seed 7 >"$out/sandbox.out" 2>"$out/sandbox.err" &
+# 20-60 ms per request, about what a nearby Klaviyo answers in, so the sync lasts long enough to show its progress.
+bin/klaviyo-sandbox --api-key demo-key --seed 7 --latency 20ms-60ms >"$out/sandbox.out" 2>"$out/sandbox.err" &
 sandbox=$!
 trap 'kill $sandbox 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
@@ -20,8 +21,10 @@ url=$(head -n1 "$out/sandbox.out")
 echo "sandbox: $url"
 
 # rate_limit_scale 10: the sandbox has no rate limits by default, so the demo need not wait on Klaviyo's real
-# per-endpoint budgets (flows and tags are allowed 1 request a second).
-printf '{"api_key": "demo-key", "base_url": "%s", "rate_limit_scale": 10}\n' "$url" >"$out/config.json"
+# per-endpoint budgets (flows and tags are allowed 1 request a second). progress_interval_seconds 1: a report of
+# every running stream each second (a real sync reports every 30 s by default). On a terminal, stderr also shows
+# the live progress of the running streams while the sync runs.
+printf '{"api_key": "demo-key", "base_url": "%s", "rate_limit_scale": 10, "progress_interval_seconds": 1}\n' "$url" >"$out/config.json"
 bin/source-klaviyo check --config "$out/config.json"
 bin/source-klaviyo discover --config "$out/config.json" >"$out/catalog.jsonl"
 python3 - "$out/catalog.jsonl" >"$out/configured_catalog.json" <<'PY'
@@ -42,8 +45,13 @@ end=$(date +%s.%N)
 python3 - "$out/output.jsonl" "$start" "$end" <<'PY'
 import json, sys, collections
 counts, states, status, sample = collections.Counter(), {}, {}, {}
+progress, estimates = [], 0
 for line in open(sys.argv[1]):
     m = json.loads(line)
+    if m["type"] == "LOG" and m["log"]["message"].startswith("progress: "):
+        progress.append(m["log"]["message"])
+    elif m["type"] == "TRACE" and m["trace"]["type"] == "ESTIMATE":
+        estimates += 1
     if m["type"] == "RECORD":
         counts[m["record"]["stream"]] += 1
         sample.setdefault(m["record"]["stream"], m["record"]["data"])
@@ -55,6 +63,10 @@ for line in open(sys.argv[1]):
         status[t["stream_descriptor"]["name"]] = t["status"]
     elif m["type"] == "TRACE" and m["trace"]["type"] == "ERROR":
         print("ERROR:", m["trace"]["error"]["message"])
+periodic = [p for p in progress if "finished in" not in p]
+print(f"\nprogress: {len(progress)} LOG reports ({len(periodic)} periodic, one final per stream) and {estimates} ESTIMATE traces, e.g.")
+for p in (periodic[-3:] + [p for p in progress if p.startswith("progress: events:") and "finished in" in p])[:4]:
+    print("  " + p)
 print(f"\n{'stream':32} {'records':>8}  status      final state")
 for name in sorted(status):
     st = json.dumps(states.get(name, {}))

@@ -76,7 +76,7 @@ func cmdCheck(ctx context.Context, env Env, a args) int {
 // checkConnection probes one endpoint per read scope our streams need (a page of one record each) and reports
 // which streams the key can read. A key that lacks some scopes still passes: its message names what it cannot read.
 func checkConnection(ctx context.Context, cfg Config) (bool, string) {
-	client, err := newClient(cfg, nil, 2)
+	client, err := newClient(cfg, nil, 2, nil)
 	if err != nil {
 		return false, err.Error()
 	}
@@ -208,5 +208,5 @@ func cmdRead(ctx context.Context, env Env, a args) int {
 	if warning != "" {
 		_ = w.Log("WARN", warning)
 	}
-	return runSync(ctx, env, cfg, w, sels, states)
+	return runSync(ctx, env, cfg, w, sels, states, newLiveDisplay(env.Stderr))
 }

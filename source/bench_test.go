@@ -115,7 +115,7 @@ func benchRun(b *testing.B, stream string) *streamRun {
 	sel := catalog.Selection{Stream: s, Incremental: true}
 	sh, err := newShaper(sel)
 	require.NoError(b, err)
-	return &streamRun{s: s, shape: sh}
+	return &streamRun{s: s, shape: sh, prog: &streamProgress{name: s.Name}}
 }
 
 // BenchmarkShape reshapes one decoded page into flat records (the splice of id, relationship ids, metric_name and

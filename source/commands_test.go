@@ -106,7 +106,7 @@ func TestAboutAndVersion(t *testing.T) {
 			} `json:"settings"`
 		}
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &about))
-		require.Equal(t, "tap-klaviyo-go", about.Name)
+		require.Equal(t, "tap-klaviyo", about.Name)
 		require.Equal(t, source.Version, about.Version)
 		require.ElementsMatch(t, []string{"about", "catalog", "discover", "state"}, about.Capabilities)
 		require.Equal(t, true, about.Settings.Properties["api_key"]["secret"], "Meltano hides settings marked secret")
@@ -116,7 +116,7 @@ func TestAboutAndVersion(t *testing.T) {
 	t.Run("markdown", func(t *testing.T) {
 		r := invoke(t, releaseOptions().Now, "--about", "--format=markdown")
 		require.Equal(t, 0, r.code)
-		require.True(t, strings.HasPrefix(r.stdout, "# tap-klaviyo-go\n"))
+		require.True(t, strings.HasPrefix(r.stdout, "# tap-klaviyo\n"))
 		require.Contains(t, r.stdout, "Version: "+source.Version)
 		require.Contains(t, r.stdout, "| api_key | true |")
 		require.Contains(t, r.stdout, "| max_concurrency | false | 32 |")

@@ -56,6 +56,8 @@ type Config struct {
 	RateLimitScale        float64   `json:"rate_limit_scale"`
 	MaxRetryWaitSeconds   int       `json:"max_retry_wait_seconds"`
 	RequestTimeoutSeconds int       `json:"request_timeout_seconds"`
+	// ProgressIntervalSeconds is how often a running stream reports where it stands.
+	ProgressIntervalSeconds int `json:"progress_interval_seconds"`
 
 	// options holds every option by its SPEC name, defaults applied. The options that shape what streams read
 	// (event_metric_ids, profile_subscriptions, profile_predictive_analytics) are named by the stream table

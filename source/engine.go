@@ -26,6 +26,8 @@ type engine struct {
 	out       emit.Writer
 	syncStart time.Time
 	parents   *parentCache
+	// board follows the running streams for the progress reports.
+	board *progressBoard
 }
 
 // planner returns the planner of this sync, asking Klaviyo through the engine.
@@ -37,6 +39,7 @@ func (e *engine) planner() planner {
 type streamRun struct {
 	s       catalog.Stream
 	shape   *shaper
+	prog    *streamProgress
 	running sync.Once
 	// stateMu orders state computation and emission, so a later state can never be written before an earlier one.
 	stateMu sync.Mutex
@@ -74,7 +77,9 @@ func (e *engine) run(ctx context.Context, sels []catalog.Selection, states map[s
 func (e *engine) runStream(ctx context.Context, sel catalog.Selection, prev json.RawMessage) error {
 	name := sel.Stream.Name
 	_ = e.out.StreamStatus(name, emit.Started, time.Time{})
-	err := e.readStream(ctx, sel, prev)
+	prog := e.board.start(name)
+	err := e.readStream(ctx, sel, prog, prev)
+	_ = e.out.Progress(e.board.end(prog))
 	if err != nil {
 		var until time.Time
 		var ke *klaviyo.Error
@@ -98,14 +103,15 @@ func (e *engine) runStream(ctx context.Context, sel catalog.Selection, prev json
 }
 
 // readStream plans a stream and executes its plan. However it ends, the stream ends on a state.
-func (e *engine) readStream(ctx context.Context, sel catalog.Selection, prev json.RawMessage) error {
+func (e *engine) readStream(ctx context.Context, sel catalog.Selection, prog *streamProgress, prev json.RawMessage) error {
 	sh, err := newShaper(sel)
 	if err != nil {
 		return err
 	}
-	r := &streamRun{s: sel.Stream, shape: sh}
+	r := &streamRun{s: sel.Stream, shape: sh, prog: prog}
 	sp, err := e.planner().plan(ctx, sel, sh, prev)
 	if err == nil {
+		prog.planned(sp)
 		err = e.execute(ctx, r, sp)
 	}
 	r.markRunning(e.out)
@@ -149,6 +155,10 @@ func (e *engine) readOnce(ctx context.Context, r *streamRun, sp *streamPlan) err
 				break
 			}
 		}
+		if err != nil {
+			break
+		}
+		r.prog.done.Add(1)
 	}
 	if serr := e.writeFullRefreshState(r); err == nil {
 		err = serr
@@ -187,6 +197,7 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, sp *streamPlan) 
 			return err
 		}
 		tr.finish(w)
+		r.prog.done.Add(1)
 		return emitState()
 	})
 	if serr := emitState(); err == nil {
@@ -295,6 +306,8 @@ func (e *engine) writePage(r *streamRun, doc *klaviyo.Document, sc readScope, ob
 	sc.metricNames = r.shape.metricNames(doc.Included)
 	out := r.shape.getSink()
 	defer r.shape.putSink(out)
+	written := 0
+	defer func() { r.prog.records.Add(int64(written)) }()
 	for i := range doc.Data {
 		res := doc.Data[i]
 		out.reset()
@@ -307,6 +320,7 @@ func (e *engine) writePage(r *streamRun, doc *klaviyo.Document, sc readScope, ob
 			if err := e.out.Record(r.s.Name, out.buf[start:end]); err != nil {
 				return fmt.Errorf("writing a record of stream %s: %w", r.s.Name, err)
 			}
+			written++
 			start = end
 		}
 		if c.ok && observe != nil {

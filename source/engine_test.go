@@ -34,7 +34,8 @@ func testEngine(t *testing.T, base string, extra string, out *bytes.Buffer) *eng
 	require.NoError(t, err)
 	cfg.BaseURL, cfg.APIKey, cfg.MaxConcurrency = base, "pk_test", 4
 	return &engine{cfg: cfg, client: client, out: emit.NewAirbyte(out, emit.Options{}),
-		syncStart: time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC), parents: newParentCache()}
+		syncStart: time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC), parents: newParentCache(),
+		board: newProgressBoard(time.Now)}
 }
 
 // Klaviyo answers predictive analytics with 503s at times: the profiles stream must still complete, reading those

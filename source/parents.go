@@ -53,7 +53,11 @@ func (e *engine) readParents(ctx context.Context, r *streamRun, sp *streamPlan) 
 	err := runTasks(ctx, len(sp.tasks), e.planner().workers(len(sp.tasks)), func(ctx context.Context, i int) error {
 		t := sp.tasks[i]
 		if !sp.incremental {
-			return e.readParentOnce(ctx, r, sp, t)
+			if err := e.readParentOnce(ctx, r, sp, t); err != nil {
+				return err
+			}
+			r.prog.done.Add(1)
+			return nil
 		}
 		mu.Lock()
 		prev := cursors[t.parentID]
@@ -88,6 +92,7 @@ func (e *engine) readParents(ctx context.Context, r *streamRun, sp *streamPlan) 
 		if err := save(); err != nil {
 			return err
 		}
+		r.prog.done.Add(1)
 		return emitState()
 	})
 	if serr := emitState(); err == nil {

@@ -75,7 +75,8 @@ func cmdSingerSync(ctx context.Context, env Env, a args) int {
 		infos = append(infos, info)
 	}
 	w := emit.NewSinger(env.Stdout, infos, emit.SingerState{Bookmarks: states}, emit.Options{Secrets: secrets, Now: env.Now, Stderr: env.Stderr})
-	return runSync(ctx, env, cfg, w, sels, states)
+	// No live display: in Singer mode stderr carries the log and METRIC lines Meltano reads.
+	return runSync(ctx, env, cfg, w, sels, states, nil)
 }
 
 // singerStreamInfo is the SCHEMA a Singer target gets: the stream's schema less the deselected properties.
@@ -124,7 +125,7 @@ func cmdAbout(env Env, a args) int {
 		}
 	}
 	about := map[string]any{
-		"name":         "tap-klaviyo-go",
+		"name":         "tap-klaviyo",
 		"description":  "Klaviyo source (source-klaviyo): every Klaviyo stream, incremental, rate-budgeted, for Singer and Airbyte.",
 		"version":      Version,
 		"capabilities": []string{"about", "catalog", "discover", "state"},
@@ -133,7 +134,7 @@ func cmdAbout(env Env, a args) int {
 	switch a.format {
 	case "markdown":
 		var b bytes.Buffer
-		fmt.Fprintf(&b, "# tap-klaviyo-go\n\n%s\n\nVersion: %s\n\n## Capabilities\n\n", about["description"], Version)
+		fmt.Fprintf(&b, "# tap-klaviyo\n\n%s\n\nVersion: %s\n\n## Capabilities\n\n", about["description"], Version)
 		for _, c := range about["capabilities"].([]string) {
 			fmt.Fprintf(&b, "* `%s`\n", c)
 		}

@@ -54,7 +54,7 @@ func readCatalogFile(env Env, path string, sel func([]byte) ([]catalog.Selection
 	return sels, nil
 }
 
-func newClient(cfg Config, logf func(level, msg string), attempts int) (*klaviyo.Client, error) {
+func newClient(cfg Config, logf func(level, msg string), attempts int, observe func(string, int, time.Duration, bool)) (*klaviyo.Client, error) {
 	c, err := klaviyo.New(klaviyo.Config{
 		BaseURL:        cfg.BaseURL,
 		APIKey:         cfg.APIKey,
@@ -65,6 +65,7 @@ func newClient(cfg Config, logf func(level, msg string), attempts int) (*klaviyo
 		MaxConcurrency: cfg.MaxConcurrency,
 		UserAgent:      "source-klaviyo/" + Version,
 		Log:            logf,
+		Observe:        observe,
 	})
 	if err != nil {
 		return nil, configErrorf("config: %v", err)
@@ -72,19 +73,26 @@ func newClient(cfg Config, logf func(level, msg string), attempts int) (*klaviyo
 	return c, nil
 }
 
-// runSync runs the engine with either writer and turns failed streams into the exit code.
-func runSync(ctx context.Context, env Env, cfg Config, w emit.Writer, sels []catalog.Selection, states map[string]json.RawMessage) int {
+// runSync runs the engine with either writer and turns failed streams into the exit code. display is the live
+// progress display for a terminal, nil for none.
+func runSync(ctx context.Context, env Env, cfg Config, w emit.Writer, sels []catalog.Selection, states map[string]json.RawMessage, display *liveDisplay) int {
 	logf := func(level, msg string) { _ = w.Log(level, msg) }
-	client, err := newClient(cfg, logf, 0)
+	observe := func(endpoint string, status int, took time.Duration, ok bool) {
+		_ = w.Request(emit.RequestMetric{Endpoint: endpoint, Status: status, Duration: took, OK: ok})
+	}
+	client, err := newClient(cfg, logf, 0, observe)
 	if err != nil {
 		_ = w.Error(emit.TraceError{Message: err.Error(), Failure: failureType(err)})
 		_ = w.Flush()
 		return 1
 	}
 	start := env.Now().UTC().Truncate(time.Second)
-	e := &engine{cfg: cfg, client: client, out: w, syncStart: start, parents: newParentCache()}
+	board := newProgressBoard(env.Now)
+	e := &engine{cfg: cfg, client: client, out: w, syncStart: start, parents: newParentCache(), board: board}
 	_ = w.Log("INFO", fmt.Sprintf("source-klaviyo %s: syncing %d streams, cursors bounded by the sync start %s", Version, len(sels), start.Format(cursorFormat)))
+	stopReporter := board.runReporter(ctx, w, time.Duration(cfg.ProgressIntervalSeconds)*time.Second, display)
 	failed := e.run(ctx, sels, states)
+	stopReporter()
 	stats := client.Stats()
 	_ = w.Log("INFO", fmt.Sprintf("requests: %d sent, %d pages, %d resources, %d retries %v, %d rate-limited (429), %.1f MB read",
 		stats.Requests, stats.Pages, stats.Records, stats.Retries, stats.RetriesByReason, stats.RateLimited, float64(stats.Bytes)/1e6))

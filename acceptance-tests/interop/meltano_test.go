@@ -111,8 +111,8 @@ func requireAboutAgrees(t *testing.T, tap map[string]any) {
 }
 
 // meltanoRun runs `meltano run tap-klaviyo target-jsonl` writing JSONL files into out, and returns the records
-// per stream.
-func meltanoRun(t *testing.T, meltano, project, out string) map[string][]map[string]any {
+// per stream and Meltano's own output (which carries the tap's log lines).
+func meltanoRun(t *testing.T, meltano, project, out string) (map[string][]map[string]any, string) {
 	t.Helper()
 	sel, err := json.Marshal(selectPatterns())
 	require.NoError(t, err)
@@ -133,7 +133,17 @@ func meltanoRun(t *testing.T, meltano, project, out string) map[string][]map[str
 		require.NoError(t, err)
 		records[strings.TrimSuffix(filepath.Base(f), ".jsonl")] = jsonLines(t, b)
 	}
-	return records
+	return records, string(r.combined())
+}
+
+// requireMetrics checks that Meltano's output of a run shows the tap's progress: the Singer SDK's record_count
+// METRIC lines of every selected stream and http_request_duration timers.
+func requireMetrics(t *testing.T, output string) {
+	t.Helper()
+	require.Contains(t, output, "http_request_duration", "Meltano's output shows request metrics")
+	for _, s := range meltanoStreams {
+		require.Regexp(t, `METRIC: \{.*record_count.*\b`+s+`\b`, output, "Meltano's output shows the record_count of %s", s)
+	}
 }
 
 // selectPatterns selects the test's streams and deselects one property, which must then be missing from records.
@@ -185,7 +195,8 @@ func TestMeltanoRunIncremental(t *testing.T) {
 		require.NotEmpty(t, cursors[s], "stream %s has no replication_key in the catalog", s)
 	}
 
-	first := meltanoRun(t, meltano, project, filepath.Join(project, "out-1"))
+	first, output := meltanoRun(t, meltano, project, filepath.Join(project, "out-1"))
+	requireMetrics(t, output)
 	firstTotal := 0
 	for _, s := range meltanoStreams {
 		assert.Len(t, first[s], want[s], "first run, stream %s vs the sandbox's count", s)
@@ -199,7 +210,7 @@ func TestMeltanoRunIncremental(t *testing.T) {
 	marks := bookmarks(t, meltano, project, cursors)
 
 	sb.advance(t, 72*time.Hour)
-	second := meltanoRun(t, meltano, project, filepath.Join(project, "out-2"))
+	second, _ := meltanoRun(t, meltano, project, filepath.Join(project, "out-2"))
 	secondTotal := 0
 	for _, s := range keysOf(second) {
 		require.Contains(t, meltanoStreams, s, "the second run wrote an unselected stream")

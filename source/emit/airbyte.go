@@ -189,6 +189,25 @@ func (a *Airbyte) Error(e TraceError) error {
 	}})
 }
 
+// Progress writes the report as an INFO LOG and, when the stream's total can honestly be extrapolated from its
+// finished windows or parents, a STREAM ESTIMATE trace, which the platform shows as the sync's progress.
+func (a *Airbyte) Progress(p Progress) error {
+	if err := a.Log("INFO", "progress: "+p.Text()); err != nil {
+		return err
+	}
+	rows, ok := p.RowEstimate()
+	if !ok {
+		return nil
+	}
+	return a.writeFlushed(&Message{Type: TypeTrace, Trace: &TraceMessage{
+		Type: "ESTIMATE", EmittedAt: a.now().UnixMilli(),
+		Estimate: &EstimateTrace{Name: p.Stream, Type: "STREAM", RowEstimate: max(rows, p.Records)},
+	}})
+}
+
+// Request writes nothing: Airbyte has no per-request message, and the platform counts records itself.
+func (a *Airbyte) Request(RequestMetric) error { return nil }
+
 // ConnectionStatus writes the check command's CONNECTION_STATUS through this writer, masked with its secrets, so
 // that it cannot overtake logs written before it.
 func (a *Airbyte) ConnectionStatus(ok bool, msg string) error {

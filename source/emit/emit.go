@@ -88,6 +88,12 @@ type Writer interface {
 	Log(level, msg string) error
 	// Error reports an error the user must see.
 	Error(e TraceError) error
+	// Progress reports where a stream stands, in the protocol's own way: LOG and ESTIMATE for Airbyte, the Singer
+	// SDK's METRIC log lines for Singer.
+	Progress(p Progress) error
+	// Request reports one finished HTTP request (Singer's http_request_duration metric; Airbyte has no message
+	// for it).
+	Request(m RequestMetric) error
 	// Flush writes out any buffered records.
 	Flush() error
 }

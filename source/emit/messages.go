@@ -49,12 +49,22 @@ type ConnectionStatus struct {
 	Message string `json:"message,omitempty"`
 }
 
-// TraceMessage is an AirbyteTraceMessage carrying either an error or a stream status.
+// TraceMessage is an AirbyteTraceMessage carrying an error, a stream status or an estimate.
 type TraceMessage struct {
-	Type         string             `json:"type"`       // ERROR or STREAM_STATUS
+	Type         string             `json:"type"`       // ERROR, STREAM_STATUS or ESTIMATE
 	EmittedAt    int64              `json:"emitted_at"` // epoch ms; the schema allows a float, an integer is exact
 	Error        *ErrorTrace        `json:"error,omitempty"`
 	StreamStatus *StreamStatusTrace `json:"stream_status,omitempty"`
+	Estimate     *EstimateTrace     `json:"estimate,omitempty"`
+}
+
+// EstimateTrace is an AirbyteEstimateTraceMessage: how many rows a stream will have written when it ends. The
+// connector sends only STREAM estimates (the protocol asks not to mix them with SYNC ones); a later estimate
+// replaces an earlier one.
+type EstimateTrace struct {
+	Name        string `json:"name"`
+	Type        string `json:"type"` // STREAM
+	RowEstimate int64  `json:"row_estimate"`
 }
 
 // ErrorTrace is an AirbyteErrorTraceMessage.

@@ -29,6 +29,7 @@ type Singer struct {
 	streams   map[string]*singerStream
 	bookmarks map[string]json.RawMessage // every stream's latest bookmark, seeded from the initial state
 	initErr   error                      // a bad initial bookmark, reported by the first State call
+	reported  map[string]int64           // each stream's record count at its previous progress report
 
 	stampSec int64  // the second the cached stamp was formatted for
 	stamp    []byte // `,"time_extracted":"<RFC 3339>"}` + "\n", reformatted once per second, not per record
@@ -65,6 +66,7 @@ func NewSinger(w io.Writer, streams []StreamInfo, initial SingerState, opts Opti
 		masker:    secret.New(opts.Secrets...),
 		streams:   make(map[string]*singerStream, len(streams)),
 		bookmarks: make(map[string]json.RawMessage, len(initial.Bookmarks)),
+		reported:  map[string]int64{},
 		stampSec:  -1 << 63,
 	}
 	for _, info := range streams {
@@ -208,6 +210,47 @@ func (s *Singer) StreamStatus(stream string, st Status, rateLimitedUntil time.Ti
 		msg += ", rate limited until " + rateLimitedUntil.UTC().Format(time.RFC3339)
 	}
 	return s.logLine("INFO", msg)
+}
+
+// Progress writes the Singer SDK's metrics as Meltano reads them, "INFO METRIC: {...}" on stderr: a record_count
+// counter with the records since the stream's previous report (a counter's value is its count over the interval,
+// as the SDK logs it), and on the final report a sync_duration timer.
+func (s *Singer) Progress(p Progress) error {
+	s.mu.Lock()
+	delta := p.Records - s.reported[p.Stream]
+	s.reported[p.Stream] = p.Records
+	s.mu.Unlock()
+	if err := s.metric("counter", "record_count", float64(delta), map[string]any{"stream": p.Stream}); err != nil {
+		return err
+	}
+	if !p.Final {
+		return nil
+	}
+	return s.metric("timer", "sync_duration", p.Elapsed.Seconds(), map[string]any{"stream": p.Stream, "status": "succeeded"})
+}
+
+// Request writes an http_request_duration timer, tagged as the SDK tags it.
+func (s *Singer) Request(m RequestMetric) error {
+	status := "succeeded"
+	if !m.OK {
+		status = "failed"
+	}
+	// The endpoint, not the stream, is the tag: streams share endpoints (campaigns feed six), and the client that
+	// sends a request serves them all.
+	tags := map[string]any{"endpoint": m.Endpoint, "status": status}
+	if m.Status != 0 {
+		tags["http_status_code"] = m.Status
+	}
+	return s.metric("timer", "http_request_duration", m.Duration.Seconds(), tags)
+}
+
+// metric writes one METRIC line.
+func (s *Singer) metric(kind, name string, value float64, tags map[string]any) error {
+	b, err := encodeJSON(map[string]any{"type": kind, "metric": name, "value": value, "tags": tags})
+	if err != nil {
+		return fmt.Errorf("encode metric %s: %w", name, err)
+	}
+	return s.logLine("INFO", "METRIC: "+string(b))
 }
 
 // Log writes "LEVEL message" on stderr with secrets masked.

@@ -55,6 +55,9 @@ type Config struct {
 	// Log receives retries and slow-downs ("WARN") and recoveries ("INFO"), Airbyte's level names. Messages never
 	// contain the key.
 	Log func(level, msg string)
+	// Observe, when set, is told of every HTTP attempt as it ends: the endpoint, the status (0 when no response
+	// came) and how long it took, so a caller can report request metrics without the client knowing how.
+	Observe func(endpoint string, status int, took time.Duration, ok bool)
 	// Sleep waits for d or until ctx is done (default: a timer). It serves backoffs, Retry-After and budget
 	// waits alike, so tests can inject one that returns at once; a Sleep that returns early turns budget waits
 	// into polling of the real clock.
@@ -235,6 +238,13 @@ func (c *Client) getHeld(ctx context.Context, req Request) (*Document, func(), e
 		sentAt := c.now()
 		doc, release, out := c.attempt(ctx, req, target)
 		<-c.sem
+		if c.cfg.Observe != nil {
+			status := http.StatusOK
+			if out != nil {
+				status = out.responseStatus()
+			}
+			c.cfg.Observe(req.Endpoint, status, c.now().Sub(sentAt), out == nil)
+		}
 		if out == nil {
 			c.stats.pages.Add(1)
 			c.stats.records.Add(int64(len(doc.Data)))
@@ -462,6 +472,14 @@ type outcome struct {
 	detail        string
 	retryAfter    time.Duration
 	hasRetryAfter bool
+}
+
+// responseStatus is the HTTP status the attempt got, 0 when no response arrived.
+func (o *outcome) responseStatus() int {
+	if o.final != nil {
+		return o.final.Status
+	}
+	return o.status
 }
 
 func (o *outcome) describe() string {
