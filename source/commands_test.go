@@ -8,6 +8,7 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/stretchr/testify/require"
 
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/protocol"
 	"github.com/source-klaviyo/source-klaviyo/catalog"
 	"github.com/source-klaviyo/source-klaviyo/source"
 )
@@ -15,36 +16,24 @@ import (
 // The commands other than read, at the Run seam. Their exact output is locked by TestReleaseCommands; these
 // tests say what in it matters, so a failure there explains itself.
 
-// oneMessage parses stdout that must hold exactly one Airbyte message.
-func oneMessage(t *testing.T, stdout string) abMsg {
-	t.Helper()
-	ls := lines(t, stdout)
-	require.Len(t, ls, 1, "want exactly one message:\n%s", stdout)
-	var m abMsg
-	require.NoError(t, json.Unmarshal([]byte(ls[0]), &m))
-	return m
-}
-
 func TestSpec(t *testing.T) {
 	r := invoke(t, releaseOptions().Now, "spec")
 	require.Equal(t, 0, r.code)
 	m := oneMessage(t, r.stdout)
 	require.Equal(t, "SPEC", m.Type)
-	var spec struct {
-		DocumentationURL        string `json:"documentationUrl"`
-		SupportsIncremental     bool   `json:"supportsIncremental"`
-		ConnectionSpecification struct {
-			Required    []string                   `json:"required"`
-			Description string                     `json:"description"`
-			Properties  map[string]json.RawMessage `json:"properties"`
-		} `json:"connectionSpecification"`
-	}
-	require.NoError(t, json.Unmarshal(m.Spec, &spec))
+	spec := m.Spec
 	require.Equal(t, source.DocumentationURL, spec.DocumentationURL)
 	require.True(t, spec.SupportsIncremental)
-	require.Equal(t, []string{"api_key"}, spec.ConnectionSpecification.Required)
-	require.Contains(t, spec.ConnectionSpecification.Description, source.Version)
-	require.Contains(t, string(spec.ConnectionSpecification.Properties["api_key"]), `"airbyte_secret":true`)
+	// The connection specification is the connector's JSON Schema of its config.
+	var config struct {
+		Required    []string                   `json:"required"`
+		Description string                     `json:"description"`
+		Properties  map[string]json.RawMessage `json:"properties"`
+	}
+	require.NoError(t, json.Unmarshal(spec.ConnectionSpecification, &config))
+	require.Equal(t, []string{"api_key"}, config.Required)
+	require.Contains(t, config.Description, source.Version)
+	require.Contains(t, string(config.Properties["api_key"]), `"airbyte_secret":true`)
 }
 
 func TestDiscover(t *testing.T) {
@@ -54,15 +43,13 @@ func TestDiscover(t *testing.T) {
 	require.Equal(t, 0, r.code)
 	m := oneMessage(t, r.stdout)
 	require.Equal(t, "CATALOG", m.Type)
-	var cat struct {
-		Streams []catalog.AirbyteStream `json:"streams"`
-	}
-	require.NoError(t, json.Unmarshal(m.Catalog, &cat))
+	cat := m.Catalog
 	require.Len(t, cat.Streams, len(catalog.Streams()))
 	for i, s := range catalog.Streams() {
 		got := cat.Streams[i]
 		require.Equal(t, s.Name, got.Name, "streams are in table order")
-		require.Equal(t, s.Incremental(), got.SourceDefinedCursor, s.Name)
+		require.NotNil(t, got.SourceDefinedCursor, "%s says whether its cursor is the source's", s.Name)
+		require.Equal(t, s.Incremental(), *got.SourceDefinedCursor, s.Name)
 		if s.Incremental() {
 			require.Equal(t, []string{"full_refresh", "incremental"}, got.SupportedSyncModes, s.Name)
 			require.Equal(t, []string{s.Cursor.Field}, got.DefaultCursorField, s.Name)
@@ -77,8 +64,8 @@ func TestSingerDiscover(t *testing.T) {
 	cfg := writeFile(t, t.TempDir(), "config.json", configFor(srv, nil))
 	r := invoke(t, srv.Now(), "--config", cfg, "--discover")
 	require.Equal(t, 0, r.code, r.stderr)
-	var doc catalog.SingerCatalogDoc
-	require.NoError(t, json.Unmarshal([]byte(r.stdout), &doc))
+	doc, err := protocol.ParseSingerCatalog([]byte(r.stdout))
+	require.NoError(t, err)
 	require.Len(t, doc.Streams, len(catalog.Streams()))
 	for i, s := range catalog.Streams() {
 		got := doc.Streams[i]

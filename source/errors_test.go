@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	json "github.com/goccy/go-json"
 	"github.com/stretchr/testify/require"
 )
 
@@ -223,30 +222,22 @@ func TestErrors(t *testing.T) {
 func requireAirbyteFailure(t *testing.T, r result, c errorCase) {
 	t.Helper()
 	require.Empty(t, r.stderr, "Airbyte errors go to stdout")
-	ls := lines(t, r.stdout)
-	var errs []abMsg
-	for _, l := range ls {
-		var m abMsg
-		require.NoError(t, json.Unmarshal([]byte(l), &m))
-		if m.Type == "TRACE" && m.Trace.Type == "ERROR" {
-			errs = append(errs, m)
-		}
-	}
+	o := parseAirbyte(t, r.stdout)
+	errs := o.errors
 	require.NotEmpty(t, errs, "no TRACE error:\n%s", r.stdout)
-	last := errs[len(errs)-1].Trace.Error
+	last := errs[len(errs)-1]
 	require.Equal(t, c.failure, last.FailureType, last.Message)
 	requireContainsAll(t, last.Message, c.want)
 	if !c.streamErrors {
-		require.Len(t, ls, 1, "an error before the sync is the only message:\n%s", r.stdout)
+		require.Equal(t, 1, o.messages, "an error before the sync is the only message:\n%s", r.stdout)
 		return
 	}
 	// A stream that fails gets its own error naming it, ends INCOMPLETE, and still has a state.
-	o := parseAirbyte(t, r.stdout)
 	for _, e := range errs[:len(errs)-1] {
-		name := e.Trace.Error.StreamDescriptor.Name
+		name := e.Stream
 		require.NotEmpty(t, name, "a stream error names its stream")
-		require.Contains(t, e.Trace.Error.Message, "Stream "+name+" did not finish")
-		requireContainsAll(t, e.Trace.Error.Message, c.streamWant)
+		require.Contains(t, e.Message, "Stream "+name+" did not finish")
+		requireContainsAll(t, e.Message, c.streamWant)
 		require.Equal(t, "INCOMPLETE", o.statuses[name][len(o.statuses[name])-1])
 		stated := false
 		for _, st := range o.states {

@@ -5,7 +5,6 @@ package source_test
 // these tests green without touching them.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/stretchr/testify/require"
 
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/protocol"
 	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/sandbox"
 	"github.com/source-klaviyo/source-klaviyo/catalog"
 	"github.com/source-klaviyo/source-klaviyo/source"
@@ -111,56 +110,7 @@ func configFor(srv *sandbox.Server, extra map[string]any) map[string]any {
 	return cfg
 }
 
-// ---- Airbyte output ----
-
-// abMsg is the subset of an Airbyte message the tests read.
-type abMsg struct {
-	Type   string `json:"type"`
-	Record *struct {
-		Stream    string          `json:"stream"`
-		Data      json.RawMessage `json:"data"`
-		EmittedAt int64           `json:"emitted_at"`
-	} `json:"record"`
-	State *struct {
-		Type   string `json:"type"`
-		Stream *struct {
-			StreamDescriptor struct {
-				Name string `json:"name"`
-			} `json:"stream_descriptor"`
-			StreamState json.RawMessage `json:"stream_state"`
-		} `json:"stream"`
-		SourceStats *struct {
-			RecordCount *float64 `json:"recordCount"`
-		} `json:"sourceStats"`
-	} `json:"state"`
-	Trace *struct {
-		Type  string `json:"type"`
-		Error *struct {
-			Message          string `json:"message"`
-			InternalMessage  string `json:"internal_message"`
-			FailureType      string `json:"failure_type"`
-			StreamDescriptor *struct {
-				Name string `json:"name"`
-			} `json:"stream_descriptor"`
-		} `json:"error"`
-		StreamStatus *struct {
-			StreamDescriptor struct {
-				Name string `json:"name"`
-			} `json:"stream_descriptor"`
-			Status string `json:"status"`
-		} `json:"stream_status"`
-	} `json:"trace"`
-	Log *struct {
-		Level   string `json:"level"`
-		Message string `json:"message"`
-	} `json:"log"`
-	Spec             json.RawMessage `json:"spec"`
-	Catalog          json.RawMessage `json:"catalog"`
-	ConnectionStatus *struct {
-		Status  string `json:"status"`
-		Message string `json:"message"`
-	} `json:"connectionStatus"`
-}
+// ---- sync output, decoded with the shared protocol parser ----
 
 // stateEvent is one STATE in output order: the stream it belongs to (empty for a Singer STATE, which holds every
 // stream), its raw state and, for Airbyte, how many records of the stream it says were written since the last one.
@@ -168,122 +118,109 @@ type stateEvent struct {
 	stream      string
 	state       json.RawMessage
 	recordCount float64
+	// bookmarks are a Singer STATE's bookmarks, state_version stripped as in state.
+	bookmarks map[string]json.RawMessage
 	// recordsBefore is how many records were on stdout between the previous state and this one: of this stream
 	// for Airbyte, of any stream for Singer (whose states hold every stream).
 	recordsBefore int
 }
 
+// record is one RECORD: its line as printed, which the goldens compare byte for byte, and its data as printed,
+// which is the same in both dialects.
+type record struct {
+	line string
+	data json.RawMessage
+}
+
 // syncOutput is a parsed sync.
 type syncOutput struct {
-	records  map[string][]string // raw RECORD lines per stream, in output order
+	records  map[string][]record // per stream, in output order
 	states   []stateEvent
 	statuses map[string][]string // Airbyte stream statuses in order
-	errors   []abMsg
-	logs     []string
-	schemas  map[string]json.RawMessage // Singer SCHEMA message lines per stream
+	errors   []protocol.TraceError
+	logs     []string // Airbyte LOG messages as "LEVEL message"
+	messages int      // how many messages stdout held
+	schemas  map[string]protocol.SingerSchema
 }
 
 func newSyncOutput() *syncOutput {
-	return &syncOutput{records: map[string][]string{}, statuses: map[string][]string{}, schemas: map[string]json.RawMessage{}}
+	return &syncOutput{records: map[string][]record{}, statuses: map[string][]string{}, schemas: map[string]protocol.SingerSchema{}}
 }
 
-// lines splits stdout into its lines, failing on a line that is not one JSON object.
-func lines(t *testing.T, stdout string) []string {
-	t.Helper()
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(stdout))
-	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		require.True(t, json.Valid([]byte(line)) && strings.HasPrefix(line, "{"), "stdout line is not one JSON object: %.300s", line)
-		out = append(out, line)
-	}
-	require.NoError(t, sc.Err())
-	return out
-}
-
-// parseAirbyte reads an Airbyte sync's stdout.
+// parseAirbyte reads an Airbyte sync's stdout with the protocol parser, which fails on any line that is not one
+// Airbyte message. On top of it, the connector's promises: only the messages of a sync, and every state a STREAM
+// state of a named stream that carries sourceStats.recordCount.
 func parseAirbyte(t *testing.T, stdout string) *syncOutput {
 	t.Helper()
+	msgs, err := protocol.ParseAirbyteOutput([]byte(stdout))
+	require.NoError(t, err, "stdout is not Airbyte messages")
 	o := newSyncOutput()
+	o.messages = len(msgs)
 	since := map[string]int{}
-	for _, line := range lines(t, stdout) {
-		var m abMsg
-		require.NoError(t, json.Unmarshal([]byte(line), &m), "%.300s", line)
+	for _, m := range msgs {
 		switch m.Type {
 		case "RECORD":
-			require.NotNil(t, m.Record, line)
-			o.records[m.Record.Stream] = append(o.records[m.Record.Stream], line)
+			o.records[m.Record.Stream] = append(o.records[m.Record.Stream], record{line: string(m.Raw), data: m.Record.RawData})
 			since[m.Record.Stream]++
 		case "STATE":
-			require.NotNil(t, m.State, line)
-			require.Equal(t, "STREAM", m.State.Type, "every state is a per-stream state: %s", line)
-			require.NotNil(t, m.State.Stream, line)
-			require.NotNil(t, m.State.SourceStats, "every state carries sourceStats: %s", line)
-			require.NotNil(t, m.State.SourceStats.RecordCount, "every state carries sourceStats.recordCount: %s", line)
-			name := m.State.Stream.StreamDescriptor.Name
-			o.states = append(o.states, stateEvent{stream: name, state: releaseState(t, m.State.Stream.StreamState),
-				recordCount: *m.State.SourceStats.RecordCount, recordsBefore: since[name]})
-			since[name] = 0
+			st := m.State
+			require.Equal(t, "STREAM", st.Type, "every state is a per-stream state: %s", m.Raw)
+			require.NotEmpty(t, st.Stream, "every state names its stream: %s", m.Raw)
+			require.NotNil(t, st.RecordCount, "every state carries sourceStats.recordCount: %s", m.Raw)
+			o.states = append(o.states, stateEvent{stream: st.Stream, state: releaseState(t, st.StreamState),
+				recordCount: *st.RecordCount, recordsBefore: since[st.Stream]})
+			since[st.Stream] = 0
 		case "TRACE":
-			require.NotNil(t, m.Trace, line)
-			switch m.Trace.Type {
+			switch tr := m.Trace; tr.Type {
 			case "STREAM_STATUS":
-				ss := m.Trace.StreamStatus
-				o.statuses[ss.StreamDescriptor.Name] = append(o.statuses[ss.StreamDescriptor.Name], ss.Status)
+				require.NotNil(t, tr.StreamStatus, "%s", m.Raw)
+				o.statuses[tr.StreamStatus.Stream] = append(o.statuses[tr.StreamStatus.Stream], tr.StreamStatus.Status)
 			case "ERROR":
-				o.errors = append(o.errors, m)
+				require.NotNil(t, tr.Error, "%s", m.Raw)
+				o.errors = append(o.errors, *tr.Error)
 			default:
-				t.Fatalf("unexpected trace type %q: %s", m.Trace.Type, line)
+				t.Fatalf("unexpected trace type %q: %.300s", tr.Type, m.Raw)
 			}
 		case "LOG":
 			o.logs = append(o.logs, m.Log.Level+" "+m.Log.Message)
 		default:
-			t.Fatalf("unexpected message type %q in a sync: %.300s", m.Type, line)
+			t.Fatalf("unexpected message type %q in a sync: %.300s", m.Type, m.Raw)
 		}
 	}
 	return o
 }
 
-// singerMsg is the subset of a Singer message the tests read.
-type singerMsg struct {
-	Type   string `json:"type"`
-	Stream string `json:"stream"`
-	Value  *struct {
-		Bookmarks map[string]json.RawMessage `json:"bookmarks"`
-	} `json:"value"`
-}
-
-// parseSinger reads a Singer sync's stdout: SCHEMA, RECORD and STATE only.
+// parseSinger reads a Singer sync's stdout with the protocol parser, which fails on any line that is not one
+// Singer message and on a RECORD before its stream's SCHEMA. On top of it: SCHEMA, RECORD and STATE only, one
+// SCHEMA per stream, and every STATE holds bookmarks.
 func parseSinger(t *testing.T, stdout string) *syncOutput {
 	t.Helper()
+	msgs, err := protocol.ParseSingerOutput([]byte(stdout))
+	require.NoError(t, err, "stdout is not Singer messages")
 	o := newSyncOutput()
+	o.messages = len(msgs)
 	records := 0
-	for _, line := range lines(t, stdout) {
-		var m singerMsg
-		require.NoError(t, json.Unmarshal([]byte(line), &m), "%.300s", line)
+	for _, m := range msgs {
 		switch m.Type {
 		case "SCHEMA":
-			_, dup := o.schemas[m.Stream]
-			require.False(t, dup, "SCHEMA of %s written twice", m.Stream)
-			o.schemas[m.Stream] = json.RawMessage(line)
+			_, dup := o.schemas[m.Schema.Stream]
+			require.False(t, dup, "SCHEMA of %s written twice", m.Schema.Stream)
+			o.schemas[m.Schema.Stream] = *m.Schema
 		case "RECORD":
-			_, announced := o.schemas[m.Stream]
-			require.True(t, announced, "a RECORD of %s came before its SCHEMA", m.Stream)
-			o.records[m.Stream] = append(o.records[m.Stream], line)
+			o.records[m.Record.Stream] = append(o.records[m.Record.Stream], record{line: string(m.Raw), data: m.Record.RawRecord})
 			records++
 		case "STATE":
-			require.NotNil(t, m.Value, "a Singer STATE has a value: %s", line)
-			require.NotNil(t, m.Value.Bookmarks, "a Singer STATE has bookmarks: %s", line)
-			for name, b := range m.Value.Bookmarks {
-				m.Value.Bookmarks[name] = releaseState(t, b)
+			require.NotNil(t, m.State.Bookmarks, "a Singer STATE has bookmarks: %s", m.Raw)
+			bookmarks := map[string]json.RawMessage{}
+			for name, b := range m.State.Bookmarks {
+				bookmarks[name] = releaseState(t, b)
 			}
-			raw, err := json.Marshal(m.Value)
+			raw, err := json.Marshal(map[string]any{"bookmarks": bookmarks})
 			require.NoError(t, err)
-			o.states = append(o.states, stateEvent{state: raw, recordsBefore: records})
+			o.states = append(o.states, stateEvent{state: raw, bookmarks: bookmarks, recordsBefore: records})
 			records = 0
 		default:
-			t.Fatalf("unexpected Singer message type %q: %.300s", m.Type, line)
+			t.Fatalf("unexpected Singer message type %q: %.300s", m.Type, m.Raw)
 		}
 	}
 	return o
@@ -314,28 +251,21 @@ func releaseState(t *testing.T, raw json.RawMessage) json.RawMessage {
 // sortedRecords returns a stream's record lines sorted: records are written concurrently, so only their set
 // (with multiplicity) is a property of the release, not their order.
 func (o *syncOutput) sortedRecords(stream string) []string {
-	out := append([]string(nil), o.records[stream]...)
+	out := make([]string, 0, len(o.records[stream]))
+	for _, r := range o.records[stream] {
+		out = append(out, r.line)
+	}
 	sort.Strings(out)
 	return out
 }
 
-// recordData returns the data of a RECORD line of either protocol, as written: Singer puts the stream name at the
-// top level and the data in record, Airbyte puts both inside record.
-func recordData(t *testing.T, line string) json.RawMessage {
-	t.Helper()
-	var m struct {
-		Stream string          `json:"stream"`
-		Record json.RawMessage `json:"record"`
+// rows returns the data of a stream's records, as printed, in output order.
+func (o *syncOutput) rows(stream string) []json.RawMessage {
+	out := make([]json.RawMessage, 0, len(o.records[stream]))
+	for _, r := range o.records[stream] {
+		out = append(out, r.data)
 	}
-	require.NoError(t, json.Unmarshal([]byte(line), &m))
-	if m.Stream != "" {
-		return m.Record
-	}
-	var r struct {
-		Data json.RawMessage `json:"data"`
-	}
-	require.NoError(t, json.Unmarshal(m.Record, &r))
-	return r.Data
+	return out
 }
 
 // ---- state invariants ----
@@ -451,15 +381,11 @@ func checkSingerStates(t *testing.T, o *syncOutput, initial map[string]json.RawM
 			repeats++
 		}
 		prevDoc = ev.state
-		var doc struct {
-			Bookmarks map[string]json.RawMessage `json:"bookmarks"`
-		}
-		require.NoError(t, json.Unmarshal(ev.state, &doc))
 		for name := range last {
-			_, ok := doc.Bookmarks[name]
+			_, ok := ev.bookmarks[name]
 			require.True(t, ok, "%s dropped the bookmark of stream %s", what, name)
 		}
-		for name, b := range doc.Bookmarks {
+		for name, b := range ev.bookmarks {
 			var obj map[string]json.RawMessage
 			require.NoError(t, json.Unmarshal(b, &obj), "%s: the bookmark of %s is not a JSON object: %s", what, name, b)
 			requireForward(t, what+" stream "+name, last[name], b)
@@ -487,6 +413,15 @@ func requireCompleted(t *testing.T, r result, o *syncOutput, streams []string) {
 		require.Equal(t, "COMPLETE", st[len(st)-1], "stream %s statuses %v", s, st)
 		require.True(t, stated[s], "stream %s wrote no state", s)
 	}
+}
+
+// oneMessage parses stdout that must hold exactly one Airbyte message, as every command but read prints.
+func oneMessage(t *testing.T, stdout string) protocol.Message {
+	t.Helper()
+	msgs, err := protocol.ParseAirbyteOutput([]byte(stdout))
+	require.NoError(t, err)
+	require.Len(t, msgs, 1, "want exactly one message:\n%s", stdout)
+	return msgs[0]
 }
 
 // ---- catalogs, built from the connector's own discover output ----
@@ -520,31 +455,22 @@ func airbyteCatalog(t *testing.T, dir, cfg string, incremental bool, names ...st
 	t.Helper()
 	r := invoke(t, time.Time{}, "discover", "--config", cfg)
 	require.Equal(t, 0, r.code, r.stdout)
-	var m struct {
-		Catalog struct {
-			Streams []json.RawMessage `json:"streams"`
-		} `json:"catalog"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(r.stdout), &m))
+	cat := oneMessage(t, r.stdout).Catalog
+	require.NotNil(t, cat, "discover printed no CATALOG:\n%s", r.stdout)
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
 	}
 	var streams []map[string]any
-	for _, raw := range m.Catalog.Streams {
-		var s struct {
-			Name  string   `json:"name"`
-			Modes []string `json:"supported_sync_modes"`
-		}
-		require.NoError(t, json.Unmarshal(raw, &s))
+	for _, s := range cat.Streams {
 		if len(names) > 0 && !want[s.Name] {
 			continue
 		}
 		mode := "full_refresh"
-		if incremental && slices.Contains(s.Modes, "incremental") {
+		if incremental && slices.Contains(s.SupportedSyncModes, "incremental") {
 			mode = "incremental"
 		}
-		streams = append(streams, map[string]any{"stream": raw, "sync_mode": mode, "destination_sync_mode": "append"})
+		streams = append(streams, map[string]any{"stream": s.Raw, "sync_mode": mode, "destination_sync_mode": "append"})
 	}
 	require.NotEmpty(t, streams, "no stream of %v in the discovered catalog", names)
 	return writeFile(t, dir, fmt.Sprintf("catalog-%d.json", fileSeq.Add(1)), map[string]any{"streams": streams})

@@ -77,8 +77,7 @@ func TestStreamKindsAndShapes(t *testing.T) {
 		validate := schemaValidator(t, c.stream)
 		rows := func(t *testing.T, o *syncOutput) []json.RawMessage {
 			var out []json.RawMessage
-			for _, l := range o.records[c.stream] {
-				d := recordData(t, l)
+			for _, d := range o.rows(c.stream) {
 				requireRow(t, s, c, validate, d)
 				out = append(out, d)
 			}
@@ -150,14 +149,8 @@ func requireRow(t *testing.T, s catalog.Stream, c kindCase, validate *gojsonsche
 // its primary key, and its cursor as bookmark property when it is read incrementally.
 func requireSingerSchema(t *testing.T, s catalog.Stream, o *syncOutput, incremental bool) {
 	t.Helper()
-	line, ok := o.schemas[s.Name]
+	m, ok := o.schemas[s.Name]
 	require.True(t, ok, "no SCHEMA for %s", s.Name)
-	var m struct {
-		Schema             json.RawMessage `json:"schema"`
-		KeyProperties      []string        `json:"key_properties"`
-		BookmarkProperties []string        `json:"bookmark_properties"`
-	}
-	require.NoError(t, json.Unmarshal(line, &m))
 	want, err := schemas.Get(s.Name)
 	require.NoError(t, err)
 	require.JSONEq(t, string(want), string(m.Schema), "the SCHEMA of %s is its schema file", s.Name)

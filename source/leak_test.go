@@ -65,7 +65,7 @@ func TestSyncsLeaveNoGoroutines(t *testing.T) {
 		o := parseAirbyte(t, out.buf.String())
 		checkAirbyteStates(t, o, nil, srv.Now())
 		require.NotEmpty(t, o.errors)
-		last := o.errors[len(o.errors)-1].Trace.Error
+		last := o.errors[len(o.errors)-1]
 		require.Equal(t, "transient_error", last.FailureType)
 		require.Contains(t, last.Message, "interrupted")
 		for name, st := range o.statuses {
@@ -92,7 +92,7 @@ func TestSyncsLeaveNoGoroutines(t *testing.T) {
 		r, o := airbyteRead(t, srv.Now(), partial, incCat, "")
 		require.Equal(t, 1, r.code)
 		require.NotEmpty(t, o.errors)
-		require.True(t, strings.Contains(o.errors[len(o.errors)-1].Trace.Error.Message, "streams did not sync"))
+		require.True(t, strings.Contains(o.errors[len(o.errors)-1].Message, "streams did not sync"))
 	})
 
 	// Close reports an error when its shutdown deadline passes (connections the transport dialed but never used

@@ -21,14 +21,12 @@ import (
 // goldenWhere returns the sorted golden lines of stream in run whose data keep accepts.
 func goldenWhere(t *testing.T, run, stream string, keep func(map[string]json.RawMessage) bool) []string {
 	t.Helper()
-	b, err := readGolden(run, stream)
-	require.NoError(t, err)
 	var out []string
-	for _, l := range splitLines(b) {
+	for _, r := range goldenRecords(t, run, stream) {
 		var m map[string]json.RawMessage
-		require.NoError(t, json.Unmarshal(recordData(t, l), &m))
+		require.NoError(t, json.Unmarshal(r.data, &m))
 		if keep(m) {
-			out = append(out, l)
+			out = append(out, r.line)
 		}
 	}
 	return out
@@ -84,9 +82,9 @@ func TestEventMetricIDs(t *testing.T) {
 	dir := t.TempDir()
 	// Two metrics that have events, in the order the golden names them.
 	var ids []string
-	for _, l := range goldenWhere(t, runIncremental, "events", func(map[string]json.RawMessage) bool { return true }) {
+	for _, d := range goldenData(t, runIncremental, "events") {
 		var m map[string]json.RawMessage
-		require.NoError(t, json.Unmarshal(recordData(t, l), &m))
+		require.NoError(t, json.Unmarshal(d, &m))
 		if id := field(m, "metric_id"); !slices.Contains(ids, id) {
 			ids = append(ids, id)
 		}
@@ -128,9 +126,9 @@ func TestProfileOptions(t *testing.T) {
 			r, o := airbyteRead(t, srv.Now(), cfg, airbyteCatalog(t, dir, cfg, false, "profiles"), "")
 			requireCompleted(t, r, o, []string{"profiles"})
 			require.Len(t, o.records["profiles"], len(golden))
-			for _, l := range o.records["profiles"] {
+			for _, d := range o.rows("profiles") {
 				var m map[string]json.RawMessage
-				require.NoError(t, json.Unmarshal(recordData(t, l), &m))
+				require.NoError(t, json.Unmarshal(d, &m))
 				want, ok := golden[field(m, "id")]
 				require.True(t, ok, "profile %s is not in the golden", field(m, "id"))
 				if c.dropped != "" {
@@ -181,8 +179,7 @@ func TestFieldSelection(t *testing.T) {
 	}
 	got := func(t *testing.T, o *syncOutput, fields []string) []string {
 		var out []string
-		for _, l := range o.records["events"] {
-			d := recordData(t, l)
+		for _, d := range o.rows("events") {
 			var m map[string]json.RawMessage
 			require.NoError(t, json.Unmarshal(d, &m))
 			names := make([]string, 0, len(m))
@@ -237,14 +234,14 @@ func TestFieldSelection(t *testing.T) {
 		r, o := singerSync(t, srv.Now(), cfg, cat, "")
 		require.Equal(t, 0, r.code, r.stderr)
 		require.Equal(t, want(t, runSinger, keep), got(t, o, keep))
+		sch, ok := o.schemas["events"]
+		require.True(t, ok, "no SCHEMA for events")
 		var schema struct {
-			Schema struct {
-				Properties map[string]json.RawMessage `json:"properties"`
-			} `json:"schema"`
+			Properties map[string]json.RawMessage `json:"properties"`
 		}
-		require.NoError(t, json.Unmarshal(o.schemas["events"], &schema))
-		names := make([]string, 0, len(schema.Schema.Properties))
-		for k := range schema.Schema.Properties {
+		require.NoError(t, json.Unmarshal(sch.Schema, &schema))
+		names := make([]string, 0, len(schema.Properties))
+		for k := range schema.Properties {
 			names = append(names, k)
 		}
 		sort.Strings(names)
@@ -313,10 +310,10 @@ func TestDailyQuota(t *testing.T) {
 	require.Equal(t, "INCOMPLETE", o.statuses["metrics"][len(o.statuses["metrics"])-1])
 	require.Contains(t, r.stdout, `"reasons":[{"type":"RATE_LIMITED","rate_limited":{"quota_reset":`)
 	require.Len(t, o.errors, 2)
-	require.Equal(t, "metrics", o.errors[0].Trace.Error.StreamDescriptor.Name)
-	require.Equal(t, "transient_error", o.errors[0].Trace.Error.FailureType)
-	require.Equal(t, "transient_error", o.errors[1].Trace.Error.FailureType, "the summary takes the failure's type")
-	require.Contains(t, o.errors[1].Trace.Error.Message, "1 of 2 streams did not sync: metrics")
+	require.Equal(t, "metrics", o.errors[0].Stream)
+	require.Equal(t, "transient_error", o.errors[0].FailureType)
+	require.Equal(t, "transient_error", o.errors[1].FailureType, "the summary takes the failure's type")
+	require.Contains(t, o.errors[1].Message, "1 of 2 streams did not sync: metrics")
 	final := checkAirbyteStates(t, o, nil, srv.Now())
 	require.JSONEq(t, `{}`, string(final["metrics"]))
 	require.Empty(t, o.records["metrics"])

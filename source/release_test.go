@@ -26,6 +26,7 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/stretchr/testify/require"
 
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/protocol"
 	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/sandbox"
 	"github.com/source-klaviyo/source-klaviyo/catalog"
 )
@@ -414,10 +415,8 @@ func TestReleaseStatesResume(t *testing.T) {
 		r, o := airbyteRead(t, srv.Now(), cfg, fullCat, "")
 		requireCompleted(t, r, o, streamNames())
 		oracle := map[string][]json.RawMessage{}
-		for s, ls := range o.records {
-			for _, l := range ls {
-				oracle[s] = append(oracle[s], recordData(t, l))
-			}
+		for s := range o.records {
+			oracle[s] = o.rows(s)
 		}
 		phase(t, oracle)
 	})
@@ -453,8 +452,8 @@ func resumeFrom(t *testing.T, dir, cfg string, now time.Time, ex stateExample, o
 		s, _ := catalog.Lookup(name)
 		written += len(o.records[name])
 		resumed := map[string]bool{}
-		for _, l := range o.records[name] {
-			resumed[string(recordData(t, l))] = true
+		for _, d := range o.rows(name) {
+			resumed[string(d)] = true
 		}
 		before := map[string]bool{}
 		for _, d := range goldenData(t, ex.from, name) {
@@ -495,27 +494,18 @@ func resumeFrom(t *testing.T, dir, cfg string, now time.Time, ex stateExample, o
 // parseStateFile reads a state example into per-stream states.
 func parseStateFile(t *testing.T, raw []byte, singer bool) map[string]json.RawMessage {
 	t.Helper()
-	out := map[string]json.RawMessage{}
 	if singer {
-		var doc struct {
-			Bookmarks map[string]json.RawMessage `json:"bookmarks"`
-		}
-		require.NoError(t, json.Unmarshal(raw, &doc))
-		return doc.Bookmarks
+		st, err := protocol.ParseSingerStateFile(raw)
+		require.NoError(t, err)
+		return st.Bookmarks
 	}
-	var msgs []struct {
-		Type   string `json:"type"`
-		Stream struct {
-			StreamDescriptor struct {
-				Name string `json:"name"`
-			} `json:"stream_descriptor"`
-			StreamState json.RawMessage `json:"stream_state"`
-		} `json:"stream"`
-	}
-	require.NoError(t, json.Unmarshal(raw, &msgs))
-	for _, m := range msgs {
-		require.Equal(t, "STREAM", m.Type)
-		out[m.Stream.StreamDescriptor.Name] = m.Stream.StreamState
+	states, err := protocol.ParseAirbyteStateFile(raw)
+	require.NoError(t, err)
+	out := map[string]json.RawMessage{}
+	for _, st := range states {
+		require.Equal(t, "STREAM", st.Type, "%s", st.Raw)
+		require.NotEmpty(t, st.Stream, "a state names its stream: %s", st.Raw)
+		out[st.Stream] = st.StreamState
 	}
 	return out
 }
@@ -537,14 +527,40 @@ func goldenFinal(t *testing.T, run, stream string) json.RawMessage {
 	return st
 }
 
-// goldenData reads the record data of one stream of a golden run.
-func goldenData(t *testing.T, run, stream string) []json.RawMessage {
+// goldenRecords reads the sorted RECORD lines of one stream of a golden run, each decoded by the protocol parser
+// of the run's dialect. The lines are parsed one by one: a golden holds one stream's records, sorted, and no
+// SCHEMA, so it is not a Singer output ParseSingerOutput would take.
+func goldenRecords(t *testing.T, run, stream string) []record {
 	t.Helper()
 	b, err := readGolden(run, stream)
 	require.NoError(t, err, "regenerate with `go test ./source -run TestRelease -update`")
+	var out []record
+	for i, l := range splitLines(b) {
+		r := record{line: l}
+		var name string
+		if strings.HasPrefix(run, "singer-") {
+			m, err := protocol.ParseSingerLine([]byte(l))
+			require.NoError(t, err, "%s/%s line %d", run, stream, i+1)
+			require.NotNil(t, m.Record, "%s/%s line %d is not a RECORD", run, stream, i+1)
+			name, r.data = m.Record.Stream, m.Record.RawRecord
+		} else {
+			m, err := protocol.ParseAirbyteLine([]byte(l))
+			require.NoError(t, err, "%s/%s line %d", run, stream, i+1)
+			require.NotNil(t, m.Record, "%s/%s line %d is not a RECORD", run, stream, i+1)
+			name, r.data = m.Record.Stream, m.Record.RawData
+		}
+		require.Equal(t, stream, name, "%s/%s line %d", run, stream, i+1)
+		out = append(out, r)
+	}
+	return out
+}
+
+// goldenData reads the record data of one stream of a golden run.
+func goldenData(t *testing.T, run, stream string) []json.RawMessage {
+	t.Helper()
 	var out []json.RawMessage
-	for _, l := range splitLines(b) {
-		out = append(out, recordData(t, l))
+	for _, r := range goldenRecords(t, run, stream) {
+		out = append(out, r.data)
 	}
 	return out
 }

@@ -105,6 +105,7 @@ type Spec struct {
 	DocumentationURL        string
 	ChangelogURL            string
 	ProtocolVersion         string
+	SupportsIncremental     bool
 	ConnectionSpecification json.RawMessage
 	Raw                     json.RawMessage
 }
@@ -362,6 +363,27 @@ func parseState(raw json.RawMessage) (*State, error) {
 	return s, nil
 }
 
+// ParseAirbyteStateFile parses what read takes as --state: the JSON array of AirbyteStateMessages that StateFile
+// writes, each element a state as a STATE message carries it. The first element that is not fails the parse with
+// its index. It does not hold the states to the rules the Validator checks of a source's own states (a state file
+// comes from the platform or a user, and may be LEGACY or lack sourceStats): a test asserts what it needs.
+func ParseAirbyteStateFile(file []byte) ([]State, error) {
+	doc := bytes.TrimSpace(file)
+	var elems []json.RawMessage
+	if len(doc) == 0 || doc[0] != '[' || json.Unmarshal(doc, &elems) != nil {
+		return nil, fmt.Errorf("the state file is not one JSON array: %s", excerpt(doc))
+	}
+	out := make([]State, 0, len(elems))
+	for i, e := range elems {
+		s, err := parseState(e)
+		if err != nil {
+			return nil, fmt.Errorf("element %d: %w", i, err)
+		}
+		out = append(out, *s)
+	}
+	return out, nil
+}
+
 func parseSpec(raw json.RawMessage) (*Spec, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, fmt.Errorf("a SPEC message without spec")
@@ -370,6 +392,7 @@ func parseSpec(raw json.RawMessage) (*Spec, error) {
 		DocumentationURL        string          `json:"documentationUrl"`
 		ChangelogURL            string          `json:"changelogUrl"`
 		ProtocolVersion         string          `json:"protocol_version"`
+		SupportsIncremental     bool            `json:"supportsIncremental"`
 		ConnectionSpecification json.RawMessage `json:"connectionSpecification"`
 	}
 	if err := json.Unmarshal(raw, &w); err != nil {
@@ -377,7 +400,7 @@ func parseSpec(raw json.RawMessage) (*Spec, error) {
 	}
 	return &Spec{
 		DocumentationURL: w.DocumentationURL, ChangelogURL: w.ChangelogURL, ProtocolVersion: w.ProtocolVersion,
-		ConnectionSpecification: w.ConnectionSpecification, Raw: raw,
+		SupportsIncremental: w.SupportsIncremental, ConnectionSpecification: w.ConnectionSpecification, Raw: raw,
 	}, nil
 }
 

@@ -19,6 +19,19 @@ import (
 
 var clock = time.Date(2026, 1, 2, 3, 4, 5, 678e6, time.UTC)
 
+// requireRejects gives parse each input of cases, in a subtest of its own, and requires an error that contains
+// the case's text.
+func requireRejects[T any](t *testing.T, parse func([]byte) (T, error), cases map[string]string) {
+	t.Helper()
+	for in, want := range cases {
+		t.Run(in, func(t *testing.T) {
+			_, err := parse([]byte(in))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), want)
+		})
+	}
+}
+
 // airbyteOutput drives the emit Airbyte writer through every message it can produce, as a read, check, spec and
 // discover would, and returns what it printed.
 func airbyteOutput(t *testing.T) []byte {
@@ -28,7 +41,7 @@ func airbyteOutput(t *testing.T) []byte {
 		"documentationUrl": "https://github.com/source-klaviyo/source-klaviyo",
 		"connectionSpecification": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
 			"required": ["api_key"], "properties": {"api_key": {"type": "string", "airbyte_secret": true}}},
-		"protocol_version": "0.2.0"}`)))
+		"supportsIncremental": true, "protocol_version": "0.2.0"}`)))
 	require.NoError(t, emit.WriteCatalog(&buf, map[string]any{"streams": []map[string]any{{
 		"name":                       "events",
 		"json_schema":                map[string]any{"type": "object", "properties": map[string]any{"id": map[string]any{"type": "string"}}},
@@ -89,6 +102,7 @@ func TestParseAirbyteOutputGivesTypedViews(t *testing.T) {
 	require.NotNil(t, spec)
 	assert.Equal(t, "https://github.com/source-klaviyo/source-klaviyo", spec.DocumentationURL)
 	assert.Equal(t, "0.2.0", spec.ProtocolVersion)
+	assert.True(t, spec.SupportsIncremental)
 	assert.Contains(t, string(spec.ConnectionSpecification), `"airbyte_secret":true`)
 
 	cat := msgs.Catalog()
@@ -193,6 +207,37 @@ func TestStateFileIsAcceptedBackByTheConnector(t *testing.T) {
 	assert.Equal(t, "[]", string(empty))
 }
 
+// TestParseAirbyteStateFileReadsWhatStateFileWrites: a test that resumes from a state file reads it back as the
+// states the output carried.
+func TestParseAirbyteStateFileReadsWhatStateFileWrites(t *testing.T) {
+	msgs, err := protocol.ParseAirbyteOutput(airbyteOutput(t))
+	require.NoError(t, err)
+	file, err := msgs.StateFile()
+	require.NoError(t, err)
+	states, err := protocol.ParseAirbyteStateFile(file)
+	require.NoError(t, err)
+	assert.Equal(t, msgs.States(), states)
+
+	legacy, err := protocol.ParseAirbyteStateFile([]byte(" [{\"type\":\"LEGACY\",\"data\":{}}]\n"))
+	require.NoError(t, err, "a state file is the platform's, not held to what a source writes")
+	require.Len(t, legacy, 1)
+	assert.Equal(t, "LEGACY", legacy[0].Type)
+	assert.Nil(t, legacy[0].RecordCount)
+	empty, err := protocol.ParseAirbyteStateFile([]byte(`[]`))
+	require.NoError(t, err)
+	assert.Empty(t, empty)
+
+	cases := map[string]string{
+		``:                      "not one JSON array",
+		`{}`:                    "not one JSON array",
+		`[] []`:                 "not one JSON array",
+		`[{"type":"STREAM"}`:    "not one JSON array",
+		`[null]`:                "element 0: a STATE message without state",
+		`[{"type":"STREAM"},5]`: "element 1: bad state",
+	}
+	requireRejects(t, protocol.ParseAirbyteStateFile, cases)
+}
+
 // TestParseAirbyteLineParsesOneLineAsTheOutputParserDoes: the streaming readers see each line exactly as a test that
 // holds the whole output does, and get the same complaint about a bad one.
 func TestParseAirbyteLineParsesOneLineAsTheOutputParserDoes(t *testing.T) {
@@ -237,13 +282,7 @@ func TestParseAirbyteOutputRejectsBadFraming(t *testing.T) {
 		`{"type":"CONNECTION_STATUS"}` + "\n": "line 1: a CONNECTION_STATUS message without connectionStatus",
 		`{"type":"CONTROL"}` + "\n":           "line 1: a CONTROL message without control",
 	}
-	for in, want := range cases {
-		t.Run(in, func(t *testing.T) {
-			_, err := protocol.ParseAirbyteOutput([]byte(in))
-			require.Error(t, err)
-			assert.Contains(t, err.Error(), want)
-		})
-	}
+	requireRejects(t, protocol.ParseAirbyteOutput, cases)
 	msgs, err := protocol.ParseAirbyteOutput(nil)
 	require.NoError(t, err)
 	assert.Empty(t, msgs)
@@ -286,13 +325,7 @@ func TestValidatorRejectsWhatThePlatformWouldNot(t *testing.T) {
 		`{"type":"LOG","log":{"level":"INFO","message":"x"}} {}`:                                                                                     "not valid JSON",
 		`"LOG"`: "not a JSON object",
 	}
-	for in, want := range cases {
-		t.Run(in, func(t *testing.T) {
-			err := v.ValidateLine([]byte(in))
-			require.Error(t, err)
-			assert.Contains(t, err.Error(), want)
-		})
-	}
+	requireRejects(t, func(line []byte) (struct{}, error) { return struct{}{}, v.ValidateLine(line) }, cases)
 
 	err := v.ValidateOutput([]byte(state("") + "\n" + `{"type":"NOPE"}` + "\n" + `{"type":"STATE","state":{"data":{}}}` + "\n"))
 	require.Error(t, err)

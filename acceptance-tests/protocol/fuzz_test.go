@@ -23,5 +23,8 @@ func FuzzParseOutput(f *testing.F) {
 			_ = msgs.LastState()
 		}
 		_, _ = protocol.ParseSingerCatalog(out)
+		_, _ = protocol.ParseSingerLine(out)
+		_, _ = protocol.ParseAirbyteStateFile(out)
+		_, _ = protocol.ParseSingerStateFile(out)
 	})
 }

@@ -72,6 +72,16 @@ func ParseSingerOutput(stdout []byte) (SingerMessages, error) {
 	return msgs, nil
 }
 
+// ParseSingerLine parses one line of a tap's stdout (without its newline) as ParseSingerOutput does, leaving Line
+// zero, except for what only the lines before it can tell: a RECORD is not required to follow a SCHEMA of its
+// stream, nor to carry that SCHEMA's key properties. It serves readers that see lines out of their output, such
+// as a file of one stream's RECORD lines sorted for a golden comparison.
+func ParseSingerLine(line []byte) (SingerMessage, error) {
+	return parseSingerLine(line, nil)
+}
+
+// parseSingerLine parses one line. schemas holds the SCHEMA of every stream seen so far, which a RECORD must
+// follow and is checked against, and gains the line's own SCHEMA; nil parses the line on its own.
 func parseSingerLine(line []byte, schemas map[string]*SingerSchema) (SingerMessage, error) {
 	m := SingerMessage{Raw: line}
 	if t := bytes.TrimSpace(line); !json.Valid(t) || t[0] != '{' {
@@ -118,20 +128,26 @@ func parseSingerLine(line []byte, schemas map[string]*SingerSchema) (SingerMessa
 			return m, fmt.Errorf("the SCHEMA of stream %q names key property %q, which is not a property of its schema", stream, k)
 		}
 		m.Schema = &SingerSchema{Stream: stream, Schema: w.Schema, KeyProperties: *w.KeyProperties, BookmarkProperties: w.BookmarkProperties}
-		schemas[stream] = m.Schema
+		if schemas != nil {
+			schemas[stream] = m.Schema
+		}
 	case "RECORD":
 		if err := needStream(); err != nil {
 			return m, err
 		}
-		schema, ok := schemas[stream]
-		if !ok {
-			return m, fmt.Errorf("a RECORD of stream %q before any SCHEMA of it", stream)
+		var keys []string
+		if schemas != nil {
+			schema, ok := schemas[stream]
+			if !ok {
+				return m, fmt.Errorf("a RECORD of stream %q before any SCHEMA of it", stream)
+			}
+			keys = schema.KeyProperties
 		}
 		r := &SingerRecord{Stream: stream, RawRecord: w.Record, Version: w.Version}
 		if err := json.Unmarshal(w.Record, &r.Record); err != nil || r.Record == nil {
 			return m, fmt.Errorf("a RECORD of stream %q whose record is not a JSON object", stream)
 		}
-		for _, k := range schema.KeyProperties {
+		for _, k := range keys {
 			if _, ok := r.Record[k]; !ok {
 				return m, fmt.Errorf("a RECORD of stream %q without its key property %q", stream, k)
 			}
@@ -148,14 +164,7 @@ func parseSingerLine(line []byte, schemas map[string]*SingerSchema) (SingerMessa
 		if len(w.Value) == 0 {
 			return m, fmt.Errorf("a STATE message without value")
 		}
-		s := &SingerState{Value: w.Value}
-		var v struct {
-			Bookmarks map[string]json.RawMessage `json:"bookmarks"`
-		}
-		if err := json.Unmarshal(w.Value, &v); err == nil {
-			s.Bookmarks = v.Bookmarks
-		}
-		m.State = s
+		m.State = singerState(w.Value)
 	case "ACTIVATE_VERSION":
 		if err := needStream(); err != nil {
 			return m, err
@@ -172,6 +181,29 @@ func parseSingerLine(line []byte, schemas map[string]*SingerSchema) (SingerMessa
 		return m, fmt.Errorf("unknown message type %q", w.Type)
 	}
 	return m, nil
+}
+
+// singerState reads a STATE's value, taking its bookmarks where the value holds the conventional object.
+func singerState(value json.RawMessage) *SingerState {
+	s := &SingerState{Value: value}
+	var v struct {
+		Bookmarks map[string]json.RawMessage `json:"bookmarks"`
+	}
+	if err := json.Unmarshal(value, &v); err == nil {
+		s.Bookmarks = v.Bookmarks
+	}
+	return s
+}
+
+// ParseSingerStateFile parses what a tap takes as --state: the value of a STATE message, which a runner saves
+// from the last one (LastState). The file must hold one JSON object; Bookmarks is nil when it has none, as for a
+// STATE message.
+func ParseSingerStateFile(file []byte) (*SingerState, error) {
+	doc := bytes.TrimSpace(file)
+	if !json.Valid(doc) || doc[0] != '{' {
+		return nil, fmt.Errorf("the state file is not one JSON object: %s", excerpt(doc))
+	}
+	return singerState(doc), nil
 }
 
 // SingerMessages is parsed Singer output, in order.

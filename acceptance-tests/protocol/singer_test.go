@@ -77,13 +77,7 @@ func TestParseSingerOutputChecksWhatTargetsRelyOn(t *testing.T) {
 		`{"type":"LOG","message":"x"}` + "\n":             `unknown message type "LOG"`,
 		`INFO starting` + "\n":                            "not one JSON object",
 	}
-	for in, want := range cases {
-		t.Run(in, func(t *testing.T) {
-			_, err := protocol.ParseSingerOutput([]byte(in))
-			require.Error(t, err)
-			assert.Contains(t, err.Error(), want)
-		})
-	}
+	requireRejects(t, protocol.ParseSingerOutput, cases)
 
 	msgs, err := protocol.ParseSingerOutput([]byte(`{"type":"schema","stream":"s","schema":{"type":"object"},"key_properties":[]}` + "\n" +
 		`{"type":"record","stream":"s","record":{},"version":3}` + "\n" +
@@ -93,6 +87,60 @@ func TestParseSingerOutputChecksWhatTargetsRelyOn(t *testing.T) {
 	assert.Equal(t, "RECORD", msgs[1].Type)
 	assert.Equal(t, int64(3), *msgs[1].Record.Version)
 	assert.Equal(t, int64(3), msgs[2].ActivateVersion.Version)
+}
+
+// TestParseSingerLineParsesOneLineOnItsOwn: a line read apart from its output parses as it does within it, and a
+// RECORD needs no SCHEMA before it; everything a line can show on its own is still checked.
+func TestParseSingerLineParsesOneLineOnItsOwn(t *testing.T) {
+	schema := `{"type":"SCHEMA","stream":"s","schema":{"type":"object","properties":{"id":{"type":"string"}}},"key_properties":["id"]}`
+	record := `{"type":"RECORD","stream":"s","record":{"id":"1"},"time_extracted":"2026-01-01T00:00:00Z"}`
+	state := `{"type":"STATE","value":{"bookmarks":{"s":{}}}}`
+	out := schema + "\n" + record + "\n" + state + "\n"
+	msgs, err := protocol.ParseSingerOutput([]byte(out))
+	require.NoError(t, err)
+	for i, l := range []string{schema, record, state} {
+		m, err := protocol.ParseSingerLine([]byte(l))
+		require.NoError(t, err, "line %d", i+1)
+		assert.Zero(t, m.Line, "a lone line has no line number")
+		m.Line = msgs[i].Line
+		assert.Equal(t, msgs[i], m, "line %d", i+1)
+	}
+
+	m, err := protocol.ParseSingerLine([]byte(`{"type":"RECORD","stream":"s","record":{"x":"1"}}`))
+	require.NoError(t, err, "no SCHEMA to hold a lone RECORD to")
+	assert.JSONEq(t, `{"x":"1"}`, string(m.Record.RawRecord))
+
+	cases := map[string]string{
+		`{"type":"RECORD","stream":"s","record":[]}`:                                  "whose record is not a JSON object",
+		`{"type":"RECORD","stream":"s","record":{"id":"1"},"time_extracted":"today"}`: "is not RFC 3339",
+		`{"type":"RECORD","record":{"id":"1"}}`:                                       "a RECORD message without stream",
+		`{"type":"SCHEMA","stream":"s","schema":{"type":"object"}}`:                   "has no key_properties",
+		`{"type":"STATE"}`: "a STATE message without value",
+		`{"type":"LOG"}`:   `unknown message type "LOG"`,
+		`{"type":"STATE"`:  "not one JSON object",
+		``:                 "not one JSON object",
+	}
+	requireRejects(t, protocol.ParseSingerLine, cases)
+}
+
+// TestParseSingerStateFileReadsWhatLastStateGives: the file a runner saves from the last STATE reads back as
+// that STATE.
+func TestParseSingerStateFileReadsWhatLastStateGives(t *testing.T) {
+	msgs, err := protocol.ParseSingerOutput([]byte(`{"type":"STATE","value":{"bookmarks":{"s":{"at":"1"}},"currently_syncing":"s"}}` + "\n"))
+	require.NoError(t, err)
+	st, err := protocol.ParseSingerStateFile(append(msgs.LastState(), '\n'))
+	require.NoError(t, err)
+	assert.Equal(t, msgs.States()[0], *st)
+	assert.JSONEq(t, `{"at":"1"}`, string(st.Bookmarks["s"]))
+
+	st, err = protocol.ParseSingerStateFile([]byte(`{}`))
+	require.NoError(t, err)
+	assert.Nil(t, st.Bookmarks, "a state without bookmarks")
+
+	const notObject = "the state file is not one JSON object"
+	requireRejects(t, protocol.ParseSingerStateFile, map[string]string{
+		``: notObject, `[]`: notObject, `null`: notObject, `{"bookmarks":{}} {}`: notObject, `{"bookmarks":`: notObject,
+	})
 }
 
 // TestParseSingerCatalogReadsTheConnectorsCatalog parses the catalog --discover prints, rendered as the command
@@ -147,13 +195,7 @@ func TestParseSingerCatalogChecksWhatTargetsRelyOn(t *testing.T) {
 		stream(`,"key_properties":["id"],"replication_key":"nope"`):                                                                 `stream "s" names replication_key "nope"`,
 		`{"streams":[{"tap_stream_id":"s","schema":{},"key_properties":[]},{"tap_stream_id":"s","schema":{},"key_properties":[]}]}`: `streams[1]: tap_stream_id "s" is listed twice`,
 	}
-	for in, want := range cases {
-		t.Run(in, func(t *testing.T) {
-			_, err := protocol.ParseSingerCatalog([]byte(in))
-			require.Error(t, err)
-			assert.Contains(t, err.Error(), want)
-		})
-	}
+	requireRejects(t, protocol.ParseSingerCatalog, cases)
 }
 
 // BenchmarkValidateLine shows what validating every line of an end-to-end run costs.
