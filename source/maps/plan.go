@@ -96,6 +96,7 @@ func (c *Config) Plan(streams []Stream) (*Plan, error) {
 		}
 		inputs[s.Name] = in
 		ordered = append(ordered, in)
+		p.bySource[s.Name] = nil // known, even if the maps drop it: its records are then dropped, not passed on
 	}
 	if p.passthrough {
 		for _, in := range ordered {
