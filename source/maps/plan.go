@@ -107,42 +107,55 @@ func (c *Config) Plan(streams []Stream) (*Plan, error) {
 	if err := c.checkNames(inputs, ordered); err != nil {
 		return nil, err
 	}
-	origin := map[string]string{} // output name -> what produced it, for clash errors
+	type made struct {
+		m      *streamMap // nil for a stream under its own name, unmapped
+		source string
+	}
+	origin := map[string]made{} // output name -> what produced it, for clash errors
 	for _, in := range ordered {
 		primary, err := c.primaryMap(in.Name)
 		if err != nil {
 			return nil, err
 		}
-		var made []*streamMap
+		var maps []*streamMap
 		switch {
 		case primary != nil && primary.remove:
 		case primary != nil:
-			made = append(made, primary)
+			maps = append(maps, primary)
 		case !c.elseNull:
-			made = append(made, nil)
+			maps = append(maps, nil)
 		}
 		for _, m := range c.maps {
 			if m.source == in.Name && m.key != in.Name {
-				made = append(made, m)
+				maps = append(maps, m)
 			}
 		}
-		for _, m := range made {
+		for _, m := range maps {
 			o, err := c.build(in, m)
 			if err != nil {
 				return nil, err
 			}
-			what := "stream " + in.Name
-			if m != nil {
-				what = m.path
-			}
 			if prev, clash := origin[o.Name]; clash {
-				return nil, errorf(what, "gives its stream the name %s already has; choose distinct names with %s", prev, opAlias)
+				return nil, clashError(prev.m, prev.source, m, in.Name)
 			}
-			origin[o.Name] = what
+			origin[o.Name] = made{m: m, source: in.Name}
 			p.add(o)
 		}
 	}
 	return p, nil
+}
+
+// clashError words two outputs with one name. Its path is a map's (an unmapped stream has no setting to fix);
+// the names it gives are the connector's stream names, never the aliases the user typed.
+func clashError(a *streamMap, aSource string, b *streamMap, bSource string) error {
+	if b == nil {
+		a, aSource, b, bSource = b, bSource, a, aSource
+	}
+	other := "the output of stream " + aSource
+	if a != nil {
+		other = "the output of " + a.path
+	}
+	return errorf(b.path, "gives stream %s the name of %s; choose distinct names with %s, or drop one of them with null", bSource, other, opAlias)
 }
 
 func (p *Plan) add(o *output) {
