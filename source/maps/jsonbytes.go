@@ -95,20 +95,38 @@ func skipSpace(data []byte, i int) int {
 	return i
 }
 
-// skipString returns the index after the string starting at data[i] (a quote) and whether it has escapes.
+// skipString returns the index after the string starting at data[i] (a quote) and whether it has escapes. Escapes
+// and control characters are checked, since untouched members are copied to the output as they are.
 func skipString(data []byte, i int) (int, bool, error) {
 	escaped := false
 	for j := i + 1; j < len(data); j++ {
-		switch data[j] {
-		case '\\':
-			escaped = true
-			j++
-		case '"':
+		switch c := data[j]; {
+		case c == '"':
 			return j + 1, escaped, nil
+		case c < 0x20:
+			return 0, false, errNotObject
+		case c == '\\':
+			escaped = true
+			if j+1 >= len(data) {
+				return 0, false, errNotObject
+			}
+			j++
+			switch data[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if j+4 >= len(data) || !isHex(data[j+1]) || !isHex(data[j+2]) || !isHex(data[j+3]) || !isHex(data[j+4]) {
+					return 0, false, errNotObject
+				}
+				j += 4
+			default:
+				return 0, false, errNotObject
+			}
 		}
 	}
 	return 0, false, errNotObject
 }
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 
 // maxNesting bounds recursion on hostile input; the engine's records are a few levels deep.
 const maxNesting = 1000
