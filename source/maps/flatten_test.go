@@ -35,10 +35,10 @@ func TestFlatteningDepths(t *testing.T) {
 		{depth: 3,
 			columns: map[string]any{"properties": text, "subscriptions__email__marketing__consent": text,
 				"subscriptions__email__marketing__can_receive_email_marketing": []any{"boolean", "null"},
-				"subscriptions__email__marketing__list_suppressions":          text},
+				"subscriptions__email__marketing__list_suppressions":           text},
 			values: map[string]any{"subscriptions__email__marketing__consent": "SUBSCRIBED",
 				"subscriptions__email__marketing__can_receive_email_marketing": true,
-				"subscriptions__email__marketing__list_suppressions":          "[]"},
+				"subscriptions__email__marketing__list_suppressions":           "[]"},
 			absent: []string{"subscriptions__email__marketing"}},
 	}
 	for _, tt := range tests {
