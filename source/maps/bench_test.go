@@ -2,9 +2,9 @@ package maps
 
 import (
 	"bytes"
+	"context"
 	"fmt"
-	"io"
-	"net/http"
+	"net/url"
 	"runtime"
 	"sync"
 	"testing"
@@ -36,35 +36,25 @@ func profileRecords(b *testing.B) [][]byte {
 	return benchRecords
 }
 
+// fetchProfiles reads one page through the connector's own client, with the query a sync sends for profiles.
 func fetchProfiles() ([][]byte, error) {
 	srv, err := sandbox.Start(sandbox.Options{Seed: 1, Scale: sandbox.Scale{Profiles: 200}, APIKeys: map[string][]string{"bench-key": nil}})
 	if err != nil {
 		return nil, fmt.Errorf("starting the sandbox: %w", err)
 	}
 	defer srv.Close()
-	req, err := http.NewRequest(http.MethodGet, srv.URL()+"/api/profiles?page[size]=100&additional-fields[profile]=subscriptions", nil)
+	client, err := klaviyo.New(klaviyo.Config{BaseURL: srv.URL(), APIKey: "bench-key", RateScale: 1000})
 	if err != nil {
-		return nil, fmt.Errorf("request: %w", err)
+		return nil, fmt.Errorf("client: %w", err)
 	}
-	req.Header.Set("Authorization", "Klaviyo-API-Key bench-key")
-	req.Header.Set("revision", klaviyo.Revision)
-	resp, err := http.DefaultClient.Do(req)
+	doc, err := client.Get(context.Background(), klaviyo.Request{Endpoint: "/api/profiles", Path: "/api/profiles",
+		Budget: klaviyo.Budget{Burst: 10, PerMinute: 1000},
+		Query:  url.Values{"page[size]": {"100"}, "additional-fields[profile]": {"subscriptions"}}})
 	if err != nil {
 		return nil, fmt.Errorf("GET profiles: %w", err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET profiles: status %d: %v", resp.StatusCode, err)
-	}
-	var page struct {
-		Data []klaviyo.Resource `json:"data"`
-	}
-	if err := json.Unmarshal(body, &page); err != nil {
-		return nil, fmt.Errorf("decoding the page: %w", err)
-	}
-	records := make([][]byte, 0, len(page.Data))
-	for _, r := range page.Data {
+	records := make([][]byte, 0, len(doc.Data))
+	for _, r := range doc.Data {
 		attrs := bytes.TrimSpace(r.Attributes)
 		id, _ := json.Marshal(r.ID)
 		rec := append(append([]byte(`{"id":`), id...), ',')

@@ -91,3 +91,26 @@ func TestSettingsAsStrings(t *testing.T) {
 	assert.Equal(t, md5Hex("sJane@Example.com"), out[0].Data["h"])
 	assert.Equal(t, "Boston", out[0].Data["location__city"])
 }
+
+// TestDocExamples: the examples of docs/stream-maps.md plan and map without error.
+func TestDocExamples(t *testing.T) {
+	for _, config := range []string{
+		`{"api_key":"pk_x","stream_maps":{"profiles":{"email":"md5(config.hash_seed + email)","email_domain":"split(email, '@')[-1]",
+			"phone_number":"sha256(phone_number)","image":null,"loaded_at":"now()","e2":"replace(email, '@', ' at ')"}},
+			"stream_map_config":{"hash_seed":"01AWZh7A6DzGm6iJZZ2T"}}`,
+		`{"stream_maps":{"profiles":{"email":"md5(config['hash_seed'] + email)","image":"__NULL__"},
+			"events":{"__filter__":"metric_name == 'Placed Order'"},
+			"profile_consent":{"__source__":"profiles","email_consent":"subscriptions?.email?.marketing?.consent","__else__":"__NULL__"},
+			"metrics":"__NULL__"},"stream_map_config":{"hash_seed":"01AWZh7A6DzGm6iJZZ2T"},"flattening_enabled":true,"flattening_max_depth":1}`,
+		`{"stream_maps":{"*":{"__alias__":"'klaviyo_' + __stream_name__"}}}`,
+	} {
+		p := planFor(t, config)
+		out := mapRecord(t, p, "profiles", profileRecord)
+		require.NotEmpty(t, out)
+	}
+	p := planFor(t, `{"stream_maps":{"*":{"__alias__":"'klaviyo_' + __stream_name__"}}}`)
+	assert.Contains(t, outputNames(p), "klaviyo_profiles")
+	p = planFor(t, `{"stream_maps":{"profile_consent":{"__source__":"profiles","email_consent":"subscriptions?.email?.marketing?.consent","__else__":null}}}`)
+	out := mapRecord(t, p, "profiles", profileRecord)
+	assert.Equal(t, "SUBSCRIBED", out[1].Data["email_consent"])
+}
