@@ -8,10 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// fixedNow is the clock of every test plan, so that now() is reproducible.
-var fixedNow = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
-
-func fixedClock() time.Time { return fixedNow }
+// fixedClock is the clock of every test plan, so that now() is reproducible.
+func fixedClock() time.Time { return time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC) }
 
 // connectorStreams is the plan input of every test: the connector's real stream table and schemas.
 func connectorStreams(t testing.TB) []Stream {
