@@ -3,6 +3,7 @@ module github.com/source-klaviyo/source-klaviyo
 go 1.26.8
 
 require (
+	github.com/expr-lang/expr v1.17.8
 	github.com/goccy/go-json v0.10.5
 	github.com/stretchr/testify v1.11.1
 	github.com/xeipuuv/gojsonschema v1.2.0
