@@ -61,6 +61,17 @@ func (w *writer) Error(e emit.TraceError) error {
 
 func (w *writer) Log(level, msg string) error { return w.w.Log(level, msg) }
 
+// Progress is reported under every output of the stream; the counts are the connector stream's, which is what
+// was read (a filter may keep fewer rows in an output).
+func (w *writer) Progress(p emit.Progress) error {
+	return w.each(p.Stream, func(name string) error {
+		p.Stream = name
+		return w.w.Progress(p)
+	})
+}
+
+func (w *writer) Request(m emit.RequestMetric) error { return w.w.Request(m) }
+
 func (w *writer) Flush() error { return w.w.Flush() }
 
 // each calls fn with every output name of a connector stream, or with the name itself when the plan does not know

@@ -39,6 +39,14 @@ func (r *recorder) Error(e emit.TraceError) error {
 	return nil
 }
 func (r *recorder) Flush() error { r.calls = append(r.calls, "FLUSH"); return nil }
+func (r *recorder) Progress(p emit.Progress) error {
+	r.calls = append(r.calls, "PROGRESS "+p.Text())
+	return nil
+}
+func (r *recorder) Request(m emit.RequestMetric) error {
+	r.calls = append(r.calls, "REQUEST "+m.Endpoint)
+	return nil
+}
 
 const twoTables = `{"stream_maps":{"profiles":{"email":"md5(email)"},"profiles_pii":{"__source__":"profiles","email":"email","__else__":null},"metrics":null}}`
 
@@ -56,6 +64,9 @@ func TestWriterFansOut(t *testing.T) {
 	require.NoError(t, w.Error(emit.TraceError{Stream: "profiles", Message: "boom"}))
 	require.NoError(t, w.Error(emit.TraceError{Stream: "metrics", Message: "gone"}))
 	require.NoError(t, w.Log("INFO", "hello"))
+	require.NoError(t, w.Progress(emit.Progress{Stream: "profiles", Records: 1}))
+	require.NoError(t, w.Progress(emit.Progress{Stream: "metrics", Records: 1}))
+	require.NoError(t, w.Request(emit.RequestMetric{Endpoint: "/api/profiles"}))
 	require.NoError(t, w.Flush())
 	assert.Equal(t, []string{
 		"STATUS profiles STARTED",
@@ -69,6 +80,9 @@ func TestWriterFansOut(t *testing.T) {
 		"ERROR profiles_pii boom",
 		"ERROR  gone",
 		"LOG INFO hello",
+		"PROGRESS profiles: 1 records (0/s)",
+		"PROGRESS profiles_pii: 1 records (0/s)",
+		"REQUEST /api/profiles",
 		"FLUSH",
 	}, r.calls)
 }
