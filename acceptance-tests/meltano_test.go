@@ -51,13 +51,15 @@ func readMeltanoExtractor(t *testing.T) meltanoExtractor {
 
 // specProperty is the part of a spec.json property that meltano.yml restates.
 type specProperty struct {
-	Type          string `json:"type"`
-	Format        string `json:"format"`
-	Title         string `json:"title"`
-	Description   string `json:"description"`
-	Default       any    `json:"default"`
-	AirbyteSecret bool   `json:"airbyte_secret"`
-	Order         int    `json:"order"`
+	Type   string `json:"type"`
+	Format string `json:"format"`
+	// ContentMediaType application/json marks a string that holds a JSON document.
+	ContentMediaType string `json:"contentMediaType"`
+	Title            string `json:"title"`
+	Description      string `json:"description"`
+	Default          any    `json:"default"`
+	AirbyteSecret    bool   `json:"airbyte_secret"`
+	Order            int    `json:"order"`
 }
 
 // configSpec is source/spec.json, the connector's settings.
@@ -82,10 +84,14 @@ func readConfigSpec(t *testing.T) configSpec {
 	return spec
 }
 
-// meltanoKind is the Meltano setting kind for a spec property: Meltano's date picker for date-times, its
-// decimal for JSON numbers (integer stays integer), and the JSON type's own name otherwise.
+// meltanoKind is the Meltano setting kind for a spec property: Meltano's date picker for date-times, an object for a
+// string that holds JSON (Airbyte's form has no free-form object, Meltano users write the object itself, and the
+// connector reads both), its decimal for JSON numbers (integer stays integer), and the JSON type's own name
+// otherwise.
 func meltanoKind(p specProperty) string {
 	switch {
+	case p.Type == "string" && p.ContentMediaType == "application/json":
+		return "object"
 	case p.Type == "string" && p.Format == "date-time":
 		return "date_iso8601"
 	case p.Type == "number":

@@ -15,6 +15,7 @@ import (
 	"github.com/source-klaviyo/source-klaviyo/catalog"
 	"github.com/source-klaviyo/source-klaviyo/source/emit"
 	"github.com/source-klaviyo/source-klaviyo/source/klaviyo"
+	"github.com/source-klaviyo/source-klaviyo/source/maps"
 )
 
 // DocumentationURL is where users read about the connector (the SPEC and metadata.yaml point here).
@@ -177,12 +178,17 @@ func probeScopes(ctx context.Context, client *klaviyo.Client) (map[string]bool, 
 }
 
 func cmdDiscover(env Env, a args) int {
-	if _, err := loadConfig(env, a); err != nil {
+	cfg, err := loadConfig(env, a)
+	if err != nil {
 		return failAirbyte(env, nil, err)
 	}
 	streams, err := catalog.AirbyteStreams()
+	if err == nil {
+		// The catalog shows the streams the stream maps make: aliased, derived, with their mapped schemas.
+		streams, err = cfg.streamMaps.AirbyteStreams(streams)
+	}
 	if err != nil {
-		return failAirbyte(env, nil, err)
+		return failAirbyte(env, cfg.Secrets(), err)
 	}
 	if err := emit.WriteCatalog(env.Stdout, map[string]any{"streams": streams}); err != nil {
 		return failAirbyte(env, nil, err)
@@ -196,7 +202,11 @@ func cmdRead(ctx context.Context, env Env, a args) int {
 		return failAirbyte(env, nil, err)
 	}
 	secrets := cfg.Secrets()
-	sels, err := readCatalogFile(env, a.catalog, catalog.SelectAirbyte)
+	var run *maps.Plan
+	sels, err := readCatalogFile(env, a.catalog, func(raw []byte) (s []catalog.Selection, err error) {
+		s, run, err = cfg.streamMaps.SelectAirbyte(raw)
+		return s, err
+	})
 	if err != nil {
 		return failAirbyte(env, secrets, err)
 	}
@@ -204,9 +214,14 @@ func cmdRead(ctx context.Context, env Env, a args) int {
 	if err != nil {
 		return failAirbyte(env, secrets, err)
 	}
-	w := emit.NewAirbyte(env.Stdout, emit.Options{Secrets: secrets, Now: env.Now})
+	w := run.Writer(emit.NewAirbyte(env.Stdout, emit.Options{Secrets: secrets, Now: env.Now}))
 	if warning != "" {
 		_ = w.Log("WARN", warning)
+	}
+	// States are keyed by the streams the maps make; the engine resumes connector streams.
+	states, warnings := run.SourceStates(states)
+	for _, msg := range warnings {
+		_ = w.Log("WARN", msg)
 	}
 	return runSync(ctx, env, cfg, w, sels, states, newLiveDisplay(env.Stderr))
 }

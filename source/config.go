@@ -11,6 +11,8 @@ import (
 	"time"
 
 	json "github.com/goccy/go-json"
+	"github.com/source-klaviyo/source-klaviyo/source/emit"
+	"github.com/source-klaviyo/source-klaviyo/source/maps"
 	"github.com/xeipuuv/gojsonschema"
 )
 
@@ -59,6 +61,10 @@ type Config struct {
 	// ProgressIntervalSeconds is how often a running stream reports where it stands.
 	ProgressIntervalSeconds int `json:"progress_interval_seconds"`
 
+	// streamMaps are the stream maps and flattening the config asks for, resolved against every stream (a plan
+	// that passes everything through when none is set).
+	streamMaps *maps.Plan
+
 	// options holds every option by its SPEC name, defaults applied. The options that shape what streams read
 	// (event_metric_ids, profile_subscriptions, profile_predictive_analytics) are named by the stream table
 	// (catalog.OptionalField, catalog.OptionVariants) and read through Flag and List, so the engine never names
@@ -81,17 +87,34 @@ func (c Config) List(name string) []string {
 	return v
 }
 
-// Secrets lists the values that must never appear in output.
+// Secrets lists the values that must never appear in output: the API key, and the string values of
+// stream_map_config, which may hold a hash seed (whoever has it can test guesses against the hashes).
 func (c Config) Secrets() []string {
-	if c.APIKey == "" {
-		return nil
+	var out []string
+	if c.APIKey != "" {
+		out = append(out, c.APIKey)
 	}
-	return []string{c.APIKey}
+	var mapConfig string
+	if json.Unmarshal(c.options["stream_map_config"], &mapConfig) == nil && mapConfig != "" {
+		var values map[string]any
+		if json.Unmarshal([]byte(mapConfig), &values) == nil {
+			for _, v := range values {
+				// Shorter values (a flag, a unit) are not secrets, and masking them would garble every log line.
+				if s, ok := v.(string); ok && len(s) >= 4 {
+					out = append(out, s)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // ParseConfig validates raw config JSON against the SPEC and returns the config with defaults applied. file names
 // the config file in error messages. The API key is never quoted back.
-func ParseConfig(file string, raw []byte) (Config, error) {
+func ParseConfig(file string, raw []byte) (Config, error) { return parseConfig(file, raw, time.Now) }
+
+// parseConfig is ParseConfig with the clock that stream map expressions (now(), utcnow()) read.
+func parseConfig(file string, raw []byte, now func() time.Time) (Config, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
 		return Config{}, configErrorf("%s is empty: it must hold a JSON object with at least api_key", file)
@@ -100,8 +123,13 @@ func ParseConfig(file string, raw []byte) (Config, error) {
 	if err := json.Unmarshal(raw, &probe); err != nil {
 		return Config{}, configErrorf("%s is not valid JSON (%s): fix the file's syntax", file, jsonSyntaxHint(err))
 	}
-	if _, ok := probe.(map[string]any); !ok {
+	obj, ok := probe.(map[string]any)
+	if !ok {
 		return Config{}, configErrorf("%s must hold a JSON object, like {\"api_key\": \"pk_...\"}", file)
+	}
+	raw, err := objectSettingsAsStrings(obj, raw)
+	if err != nil {
+		return Config{}, fmt.Errorf("reading %s: %w", file, err)
 	}
 	if err := validateAgainstSpec(file, raw); err != nil {
 		return Config{}, err
@@ -132,7 +160,45 @@ func ParseConfig(file string, raw []byte) (Config, error) {
 		return Config{}, configErrorf("%s: base_url is not an http(s) URL with a host; remove it to use %s", file, DefaultBaseURL)
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if c.streamMaps, err = planStreamMaps(withDefaults, now); err != nil {
+		return Config{}, &Error{Failure: emit.ConfigError, Msg: fmt.Sprintf("%s: %v", file, err), Err: err}
+	}
 	return c, nil
+}
+
+// objectSettings are the settings Singer and Meltano users write as JSON objects while the SPEC declares them as
+// strings holding JSON (Airbyte's form has no free-form object field): an object is turned into that string before
+// the config is validated, and both forms mean the same.
+func objectSettingsAsStrings(obj map[string]any, raw []byte) ([]byte, error) {
+	changed := false
+	for _, k := range []string{"stream_maps", "stream_map_config"} {
+		if m, ok := obj[k].(map[string]any); ok {
+			b, err := json.Marshal(m)
+			if err != nil {
+				return nil, fmt.Errorf("encoding %s: %w", k, err)
+			}
+			obj[k] = string(b)
+			changed = true
+		}
+	}
+	if !changed {
+		return raw, nil
+	}
+	return json.Marshal(obj)
+}
+
+// planStreamMaps resolves the Singer SDK stream maps and flattening settings against every stream, so a map that
+// names an unknown stream or a bad expression is refused before the first request.
+func planStreamMaps(config []byte, now func() time.Time) (*maps.Plan, error) {
+	mc, err := maps.Parse(config, maps.Options{Now: now})
+	if err != nil {
+		return nil, err
+	}
+	streams, err := maps.CatalogStreams()
+	if err != nil {
+		return nil, fmt.Errorf("listing the streams for the stream maps: %w", err)
+	}
+	return mc.Plan(streams)
 }
 
 // validateAgainstSpec checks the config against spec.json with gojsonschema and turns the first problems into one

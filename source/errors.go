@@ -7,6 +7,7 @@ import (
 
 	"github.com/source-klaviyo/source-klaviyo/source/emit"
 	"github.com/source-klaviyo/source-klaviyo/source/klaviyo"
+	"github.com/source-klaviyo/source-klaviyo/source/maps"
 )
 
 // Error is a failure with the Airbyte failure type that tells the platform whose fault it is: config_error (the
@@ -40,6 +41,11 @@ func failureType(err error) emit.FailureType {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Failure
+	}
+	var me *maps.Error
+	if errors.As(err, &me) {
+		// A stream map the user wrote failed on a record: theirs to fix.
+		return emit.ConfigError
 	}
 	var ke *klaviyo.Error
 	if errors.As(err, &ke) {

@@ -177,13 +177,13 @@ func loadConfig(env Env, a args) (Config, error) {
 		if err != nil {
 			return Config{}, configErrorf("config file %s cannot be read (%s): check the path given to --config", a.config[0], osErrorText(err))
 		}
-		return ParseConfig("config file "+a.config[0], raw)
+		return parseConfig("config file "+a.config[0], raw, env.Now)
 	}
 	merged, err := mergeConfigFiles(env, a.config)
 	if err != nil {
 		return Config{}, err
 	}
-	return ParseConfig("config files "+strings.Join(a.config, ", "), merged)
+	return parseConfig("config files "+strings.Join(a.config, ", "), merged, env.Now)
 }
 
 // osErrorText strips the path from an *os.PathError, which the caller already names.

@@ -14,6 +14,7 @@ import (
 	"github.com/source-klaviyo/source-klaviyo/catalog"
 	"github.com/source-klaviyo/source-klaviyo/schemas"
 	"github.com/source-klaviyo/source-klaviyo/source/emit"
+	"github.com/source-klaviyo/source-klaviyo/source/maps"
 	"github.com/source-klaviyo/source-klaviyo/source/secret"
 )
 
@@ -29,6 +30,9 @@ func cmdSingerDiscover(env Env, a args) int {
 		return failSinger(env, nil, err)
 	}
 	doc, err := catalog.SingerCatalog()
+	if err == nil {
+		doc, err = cfg.streamMaps.SingerCatalog(doc)
+	}
 	if err != nil {
 		return failSinger(env, cfg.Secrets(), err)
 	}
@@ -49,14 +53,14 @@ func cmdSingerSync(ctx context.Context, env Env, a args) int {
 	}
 	secrets := cfg.Secrets()
 	var sels []catalog.Selection
+	var run *maps.Plan
 	if a.catalog == "" {
-		// Singer taps sync every stream when no catalog is given.
-		for _, s := range catalog.Streams() {
-			if s.SelectedByDefault {
-				sels = append(sels, catalog.Selection{Stream: s, Incremental: s.Cursor != nil})
-			}
-		}
-	} else if sels, err = readCatalogFile(env, a.catalog, catalog.SelectSinger); err != nil {
+		// Singer taps sync every stream selected by default when no catalog is given.
+		sels, run = cfg.streamMaps.SelectDefault()
+	} else if sels, err = readCatalogFile(env, a.catalog, func(raw []byte) (s []catalog.Selection, err error) {
+		s, run, err = cfg.streamMaps.SelectSinger(raw)
+		return s, err
+	}); err != nil {
 		return failSinger(env, secrets, err)
 	}
 	states, warning, err := readState(env, a.state)
@@ -66,17 +70,19 @@ func cmdSingerSync(ctx context.Context, env Env, a args) int {
 	if warning != "" {
 		fmt.Fprintln(env.Stderr, "WARNING", warning)
 	}
-	infos := make([]emit.StreamInfo, 0, len(sels))
-	for _, sel := range sels {
-		info, err := singerStreamInfo(sel)
-		if err != nil {
-			return failSinger(env, secrets, err)
-		}
-		infos = append(infos, info)
+	infos, err := run.SingerStreamInfos(sels, singerStreamInfo)
+	if err != nil {
+		return failSinger(env, secrets, err)
 	}
-	w := emit.NewSinger(env.Stdout, infos, emit.SingerState{Bookmarks: states}, emit.Options{Secrets: secrets, Now: env.Now, Stderr: env.Stderr})
+	// The writer keeps the file's bookmarks as they are, keyed by the streams the maps make, so the streams not
+	// synced this time keep theirs; the engine resumes connector streams.
+	w := run.Writer(emit.NewSinger(env.Stdout, infos, emit.SingerState{Bookmarks: states}, emit.Options{Secrets: secrets, Now: env.Now, Stderr: env.Stderr}))
+	engineStates, warnings := run.SourceStates(states)
+	for _, msg := range warnings {
+		_ = w.Log("WARN", msg)
+	}
 	// No live display: in Singer mode stderr carries the log and METRIC lines Meltano reads.
-	return runSync(ctx, env, cfg, w, sels, states, nil)
+	return runSync(ctx, env, cfg, w, sels, engineStates, nil)
 }
 
 // singerStreamInfo is the SCHEMA a Singer target gets: the stream's schema less the deselected properties.
@@ -128,7 +134,7 @@ func cmdAbout(env Env, a args) int {
 		"name":         "tap-klaviyo",
 		"description":  "Klaviyo source (source-klaviyo): every Klaviyo stream, incremental, rate-budgeted, for Singer and Airbyte.",
 		"version":      Version,
-		"capabilities": []string{"about", "catalog", "discover", "state"},
+		"capabilities": []string{"about", "catalog", "discover", "state", "stream-maps", "schema-flattening"},
 		"settings":     settings,
 	}
 	switch a.format {

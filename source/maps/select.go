@@ -209,6 +209,12 @@ func (p *Plan) SelectDefault() ([]catalog.Selection, *Plan) {
 // and merges the outputs of one stream into one selection.
 func (p *Plan) selectFrom(doc []byte, nameAt string, sel func([]byte) ([]catalog.Selection, error),
 	rename func(map[string]json.RawMessage, *output) error) ([]catalog.Selection, *Plan, error) {
+	if p.passthrough {
+		// Every output is its stream: the catalog package reads the document as it is, with every check it makes
+		// of the whole document (an empty catalog, a stream configured twice).
+		sels, err := sel(doc)
+		return sels, p, err
+	}
 	var root struct {
 		Streams []map[string]json.RawMessage `json:"streams"`
 	}
@@ -223,12 +229,24 @@ func (p *Plan) selectFrom(doc []byte, nameAt string, sel func([]byte) ([]catalog
 		sel     catalog.Selection
 		outputs int
 	}
+	if len(root.Streams) == 0 {
+		_, err := sel(doc) // the catalog package words an empty catalog
+		if err == nil {
+			err = fmt.Errorf("the catalog is empty")
+		}
+		return nil, nil, err
+	}
 	bySource := map[string]*merged{}
 	var order []string
 	var selected []string
+	seen := map[string]bool{}
 	for i, e := range root.Streams {
 		where := fmt.Sprintf("streams[%d]", i)
 		name := entryName(e, nameAt)
+		if seen[name] {
+			return nil, nil, fmt.Errorf("%s.%s: %q is configured twice; keep one entry per stream", where, nameAt, name)
+		}
+		seen[name] = true
 		o, ok := p.byName[name]
 		if !ok {
 			if _, err := sel([]byte(`{"streams":[` + string(mustJSON(e)) + `]}`)); err != nil {

@@ -295,3 +295,16 @@ func mustLookup(t *testing.T, name string) catalog.Stream {
 	require.True(t, ok)
 	return s
 }
+
+// What the catalog package refuses of a whole document, the mapped selection refuses too: an empty catalog, and
+// an output configured twice.
+func TestSelectionChecksTheWholeCatalog(t *testing.T) {
+	p := planFor(t, twoTables)
+	entry := `{"stream":{"name":"profiles_pii"},"sync_mode":"full_refresh","destination_sync_mode":"append"}`
+	_, _, err := p.SelectAirbyte([]byte(`{"streams":[]}`))
+	require.Error(t, err)
+	_, _, err = p.SelectAirbyte([]byte(`{"streams":[` + entry + `,` + entry + `]}`))
+	require.ErrorContains(t, err, `streams[1].stream.name: "profiles_pii" is configured twice`)
+	_, _, err = p.SelectSinger([]byte(`{"streams":[{"tap_stream_id":"profiles_pii","metadata":[]},{"tap_stream_id":"profiles_pii","metadata":[]}]}`))
+	require.ErrorContains(t, err, `streams[1].tap_stream_id: "profiles_pii" is configured twice`)
+}
