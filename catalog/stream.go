@@ -106,6 +106,21 @@ type Cursor struct {
 	Sort string
 }
 
+// FilterField is a field Klaviyo lets a request filter on, and how: x-klaviyo-filters in stable.json.
+type FilterField struct {
+	// Single are the operators taking one value, List those taking an array of values.
+	Single, List []string
+	// DateTime is set when the value is a date-time (written unquoted); otherwise it is a quoted string.
+	DateTime bool
+}
+
+// UserFilter is a filter expression the config may add to every request of a stream, read from the config option
+// Option and checked against Fields (every field the endpoint filters on) before the first request.
+type UserFilter struct {
+	Option string
+	Fields map[string]FilterField
+}
+
 // Stream is one entry of the stream table. Names are part of the interface: warehouses key tables on them.
 type Stream struct {
 	Name string
@@ -145,7 +160,9 @@ type Stream struct {
 	OptionalFields []OptionalField
 	// OptionVariants, when set and its option is not empty, replaces Variants.
 	OptionVariants *OptionVariants
-	Shape          Shape
+	// UserFilter, when set, lets the config narrow the stream on Klaviyo's side (profiles_filter).
+	UserFilter *UserFilter
+	Shape      Shape
 	// SelectedByDefault is false for streams that cost a lot of requests for little data (Singer metadata).
 	SelectedByDefault bool
 }
@@ -190,6 +207,7 @@ func Streams() []Stream {
 				// Klaviyo allows predictive analytics only the M tier, and fails it with 503s at times.
 				{Field: "predictive_analytics", Option: "profile_predictive_analytics", Rate: &tierM, Fallible: true},
 			},
+			UserFilter:        &UserFilter{Option: "profiles_filter", Fields: profileFilterFields()},
 			SelectedByDefault: true},
 		{Name: "global_exclusions", Doc: "Profiles suppressed from email marketing: one row per suppression, with reason and timestamp.",
 			Path: "/api/profiles", ResourceType: "profile", Component: "ProfileResponsePluralConversationsObjectResource",
@@ -351,6 +369,23 @@ func Streams() []Stream {
 		{Name: "webhooks", Doc: "Webhooks the account sends.",
 			Path: "/api/webhooks", ResourceType: "webhook", Component: "WebhookResponseObjectResource",
 			Scopes: []string{"webhooks:read"}, Rate: tierXS, PrimaryKey: id, SelectedByDefault: true},
+	}
+}
+
+// profileFilterFields are the fields /api/profiles filters on (x-klaviyo-filters; a test compares them).
+func profileFilterFields() map[string]FilterField {
+	ids := FilterField{Single: []string{"equals"}, List: []string{"any", "equals"}}
+	equals := FilterField{Single: []string{"equals"}}
+	gtLt := FilterField{Single: []string{"greater-than", "less-than"}, DateTime: true}
+	allRanges := FilterField{Single: []string{"greater-or-equal", "greater-than", "less-or-equal", "less-than"}, DateTime: true}
+	return map[string]FilterField{
+		"id": ids, "email": ids, "phone_number": ids, "external_id": ids, "_kx": equals,
+		"created": gtLt, "updated": gtLt,
+		"subscriptions.email.marketing.list_suppressions.reason":    equals,
+		"subscriptions.email.marketing.list_suppressions.timestamp": allRanges,
+		"subscriptions.email.marketing.list_suppressions.list_id":   equals,
+		"subscriptions.email.marketing.suppression.reason":          equals,
+		"subscriptions.email.marketing.suppression.timestamp":       allRanges,
 	}
 }
 

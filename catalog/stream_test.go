@@ -27,8 +27,17 @@ type openAPI struct {
 
 type operation struct {
 	Parameters []parameter `json:"parameters"`
-	Scopes     []string    `json:"x-klaviyo-scopes"`
-	RateLimit  struct {
+	Filters    map[string]struct {
+		Operators struct {
+			Single []string `json:"single"`
+			List   []string `json:"list"`
+		} `json:"operators"`
+		Value struct {
+			Format string `json:"format"`
+		} `json:"value"`
+	} `json:"x-klaviyo-filters"`
+	Scopes    []string `json:"x-klaviyo-scopes"`
+	RateLimit struct {
 		Burst  string `json:"burst"`
 		Steady string `json:"steady"`
 	} `json:"x-klaviyo-ratelimit"`
@@ -186,6 +195,16 @@ func TestStreamTableMatchesOpenAPI(t *testing.T) {
 			if ov := s.OptionVariants; ov != nil {
 				for _, m := range filterTerm.FindAllStringSubmatch(ov.Filter, -1) {
 					assert.Contains(t, filters[m[2]], m[1], "option variant filter %s: operator %s on %s", ov.Filter, m[1], m[2])
+				}
+			}
+
+			if uf := s.UserFilter; uf != nil {
+				assert.Len(t, uf.Fields, len(op.Filters), "a user filter knows every field the endpoint filters on")
+				for field, want := range op.Filters {
+					got := uf.Fields[field]
+					assert.ElementsMatch(t, want.Operators.Single, got.Single, "user filter %s: single operators", field)
+					assert.ElementsMatch(t, want.Operators.List, got.List, "user filter %s: list operators", field)
+					assert.Equal(t, want.Value.Format == "date-time", got.DateTime, "user filter %s: date-time", field)
 				}
 			}
 

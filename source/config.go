@@ -7,10 +7,12 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	json "github.com/goccy/go-json"
+	"github.com/source-klaviyo/source-klaviyo/catalog"
 	"github.com/source-klaviyo/source-klaviyo/source/emit"
 	"github.com/source-klaviyo/source-klaviyo/source/maps"
 	"github.com/xeipuuv/gojsonschema"
@@ -50,9 +52,15 @@ func withSpecDefaults(raw []byte) (map[string]json.RawMessage, error) {
 // Config is the validated connector configuration. Every default comes from the SPEC (spec.json), the same
 // document Airbyte renders as the form and Meltano's settings follow, so a default is written down once.
 type Config struct {
-	APIKey                string    `json:"api_key"`
-	StartDate             time.Time `json:"-"`
-	RawStartDate          string    `json:"start_date"`
+	APIKey string `json:"api_key"`
+	// StartDate is an absolute start_date; StartPeriod a relative one (an ISO 8601 period such as P3M), which each
+	// stream resolves at its first sync and keeps in its state.
+	StartDate    time.Time `json:"-"`
+	StartPeriod  string    `json:"-"`
+	RawStartDate string    `json:"start_date"`
+	// EndDate bounds every read: nothing after it is read, and no cursor passes it.
+	EndDate               time.Time `json:"-"`
+	RawEndDate            string    `json:"end_date"`
 	BaseURL               string    `json:"base_url"`
 	MaxConcurrency        int       `json:"max_concurrency"`
 	RateLimitScale        float64   `json:"rate_limit_scale"`
@@ -60,6 +68,9 @@ type Config struct {
 	RequestTimeoutSeconds int       `json:"request_timeout_seconds"`
 	// ProgressIntervalSeconds is how often a running stream reports where it stands.
 	ProgressIntervalSeconds int `json:"progress_interval_seconds"`
+
+	// userFilters are the checked user filters (catalog.UserFilter) by stream name.
+	userFilters map[string]string
 
 	// streamMaps are the stream maps and flattening the config asks for, resolved against every stream (a plan
 	// that passes everything through when none is set).
@@ -70,6 +81,55 @@ type Config struct {
 	// (catalog.OptionalField, catalog.OptionVariants) and read through Flag and List, so the engine never names
 	// an option or a stream.
 	options map[string]json.RawMessage
+}
+
+// period is an ISO 8601 period of whole years, months, weeks and days (P1Y2M3W4D).
+type period struct{ years, months, days int }
+
+// parsePeriod reads P[nY][nM][nW][nD]; time parts (T...) are refused: a start is a day, not an hour.
+func parsePeriod(s string) (period, error) {
+	var p period
+	rest, ok := strings.CutPrefix(s, "P")
+	if !ok || rest == "" {
+		return p, fmt.Errorf("not a period")
+	}
+	for rest != "" {
+		i := 0
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		if i == 0 || i == len(rest) || i > 6 {
+			return p, fmt.Errorf("not a period")
+		}
+		n, err := strconv.Atoi(rest[:i])
+		if err != nil {
+			return p, fmt.Errorf("not a period: %w", err)
+		}
+		switch rest[i] {
+		case 'Y':
+			p.years += n
+		case 'M':
+			p.months += n
+		case 'W':
+			p.days += 7 * n
+		case 'D':
+			p.days += n
+		default:
+			return p, fmt.Errorf("not a period")
+		}
+		rest = rest[i+1:]
+	}
+	return p, nil
+}
+
+// startBefore resolves the relative start_date against a sync's start: that moment, less the period, at
+// midnight UTC (a history of three months starts on a day).
+func (c Config) startBefore(syncStart time.Time) time.Time {
+	p, err := parsePeriod(c.StartPeriod)
+	if err != nil {
+		return time.Time{}
+	}
+	return syncStart.UTC().AddDate(-p.years, -p.months, -p.days).Truncate(24 * time.Hour)
 }
 
 // Flag reports a boolean option by its SPEC name; an option that is absent or not a boolean is false.
@@ -147,23 +207,61 @@ func parseConfig(file string, raw []byte, now func() time.Time) (Config, error) 
 		return Config{}, configErrorf("%s could not be read: %v", file, err)
 	}
 	c.options = options
-	if c.RawStartDate != "" {
+	if strings.HasPrefix(c.RawStartDate, "P") {
+		if _, err := parsePeriod(c.RawStartDate); err != nil {
+			// Values are never quoted back: a pasted key could sit in any field.
+			return Config{}, configErrorf("%s: start_date is not an ISO 8601 period of years, months, weeks or days; write it like P3M or P90D", file)
+		}
+		c.StartPeriod = c.RawStartDate
+	} else if c.RawStartDate != "" {
 		t, err := time.Parse(time.RFC3339, c.RawStartDate)
 		if err != nil {
-			// Values are never quoted back: a pasted key could sit in any field.
 			return Config{}, configErrorf("%s: start_date is not an RFC 3339 date-time; write it like 2024-01-01T00:00:00Z", file)
 		}
 		c.StartDate = t.UTC()
+	}
+	if c.RawEndDate != "" {
+		t, err := time.Parse(time.RFC3339, c.RawEndDate)
+		if err != nil {
+			return Config{}, configErrorf("%s: end_date is not an RFC 3339 date-time; write it like 2024-07-01T00:00:00Z", file)
+		}
+		c.EndDate = t.UTC().Truncate(time.Second)
+		if !c.StartDate.IsZero() && !c.EndDate.After(c.StartDate) {
+			return Config{}, configErrorf("%s: end_date must be after start_date, or nothing would be read", file)
+		}
 	}
 	u, err := url.Parse(c.BaseURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return Config{}, configErrorf("%s: base_url is not an http(s) URL with a host; remove it to use %s", file, DefaultBaseURL)
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if c.userFilters, err = checkUserFilters(options); err != nil {
+		return Config{}, configErrorf("%s: %v", file, err)
+	}
 	if c.streamMaps, err = planStreamMaps(withDefaults, now); err != nil {
 		return Config{}, &Error{Failure: emit.ConfigError, Msg: fmt.Sprintf("%s: %v", file, err), Err: err}
 	}
 	return c, nil
+}
+
+// checkUserFilters checks the user filter of every stream that has one in the config.
+func checkUserFilters(options map[string]json.RawMessage) (map[string]string, error) {
+	out := map[string]string{}
+	for _, s := range catalog.Streams() {
+		if s.UserFilter == nil {
+			continue
+		}
+		var expr string
+		if json.Unmarshal(options[s.UserFilter.Option], &expr) != nil || expr == "" {
+			continue
+		}
+		f, err := checkUserFilter(expr, s)
+		if err != nil {
+			return nil, err
+		}
+		out[s.Name] = f
+	}
+	return out, nil
 }
 
 // objectSettings are the settings Singer and Meltano users write as JSON objects while the SPEC declares them as
@@ -242,8 +340,11 @@ func describeSchemaError(e gojsonschema.ResultError) string {
 	case "string_gte":
 		return "must not be empty"
 	case "pattern", "format":
-		if e.Field() == "start_date" {
-			return "must be an RFC 3339 date-time like 2024-01-01T00:00:00Z"
+		switch e.Field() {
+		case "start_date":
+			return "must be an RFC 3339 date-time like 2024-01-01T00:00:00Z or an ISO 8601 period like P3M"
+		case "end_date":
+			return "must be an RFC 3339 date-time like 2024-07-01T00:00:00Z"
 		}
 		return "has the wrong format"
 	case "number_gte", "number_lte", "number_gt", "number_lt":

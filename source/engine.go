@@ -160,7 +160,7 @@ func (e *engine) readOnce(ctx context.Context, r *streamRun, sp *streamPlan) err
 		}
 		r.prog.done.Add(1)
 	}
-	if serr := e.writeFullRefreshState(r); err == nil {
+	if serr := e.writeFullRefreshState(r, sp); err == nil {
 		err = serr
 	}
 	return err
@@ -177,7 +177,7 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, sp *streamPlan) 
 		}
 		r.stateMu.Lock()
 		defer r.stateMu.Unlock()
-		st, err := encodeState(r.s, tr.cursor(), nil)
+		st, err := sp.state(tr.cursor(), nil)
 		if err != nil {
 			return err
 		}
@@ -204,7 +204,7 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, sp *streamPlan) 
 		err = serr
 	}
 	if !sp.incremental {
-		if serr := e.writeFullRefreshState(r); err == nil {
+		if serr := e.writeFullRefreshState(r, sp); err == nil {
 			err = serr
 		}
 	}
@@ -212,8 +212,8 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, sp *streamPlan) 
 }
 
 // writeFullRefreshState writes the state of a stream read without a cursor.
-func (e *engine) writeFullRefreshState(r *streamRun) error {
-	st, err := fullRefreshState()
+func (e *engine) writeFullRefreshState(r *streamRun, sp *streamPlan) error {
+	st, err := sp.state(cursorState{}, nil)
 	if err != nil {
 		return err
 	}
@@ -304,6 +304,7 @@ func (e *engine) writePage(r *streamRun, doc *klaviyo.Document, sc readScope, ob
 	}
 	r.markRunning(e.out)
 	sc.metricNames = r.shape.metricNames(doc.Included)
+	sc.until = e.cfg.EndDate
 	out := r.shape.getSink()
 	defer r.shape.putSink(out)
 	written := 0

@@ -23,13 +23,9 @@ func (e *engine) readParents(ctx context.Context, r *streamRun, sp *streamPlan) 
 		defer r.stateMu.Unlock()
 		var st []byte
 		var err error
-		if sp.incremental {
-			mu.Lock()
-			st, err = encodeState(r.s, cursorState{}, cursors)
-			mu.Unlock()
-		} else {
-			st, err = fullRefreshState()
-		}
+		mu.Lock()
+		st, err = sp.state(cursorState{}, cursors)
+		mu.Unlock()
 		if err != nil {
 			return err
 		}

@@ -51,6 +51,22 @@ type streamPlan struct {
 	// windows are every window of every task, for the tracker (readWindows).
 	windows []*window
 	reqs    requestBuilder
+	// start is the stream's relative start_date as resolved at its first sync; zero for an absolute start_date
+	// or none.
+	start fixedStart
+}
+
+// state encodes the stream's state: its cursor (or each parent's), and its fixed start.
+func (sp *streamPlan) state(cursor cursorState, parents map[string]cursorState) (json.RawMessage, error) {
+	s := sp.stream
+	if !sp.incremental {
+		s = catalog.Stream{}
+	}
+	st, err := encodeState(s, cursor, parents)
+	if err != nil {
+		return nil, err
+	}
+	return withFixedStart(st, sp.start)
 }
 
 // task is one unit of work for a worker: reads done one after another.
@@ -82,8 +98,16 @@ func (p planner) plan(ctx context.Context, sel catalog.Selection, sh *shaper, pr
 	if err != nil {
 		return nil, err
 	}
+	saved, err := decodeFixedStart(s, prevRaw)
+	if err != nil {
+		return nil, err
+	}
 	sp := &streamPlan{stream: s, incremental: sel.Incremental && s.Cursor != nil,
-		reqs: newRequestBuilder(p.cfg, s, sh.sparseFields())}
+		reqs: newRequestBuilder(p.cfg, s, sh.sparseFields()), start: p.fixStart(saved)}
+	start := p.cfg.StartDate
+	if !sp.start.At.IsZero() {
+		start = sp.start.At
+	}
 	if sp.incremental {
 		// A full refresh starts from nothing, whatever the state says (it is still decoded: a state the user must
 		// fix is said before anything is read).
@@ -94,16 +118,16 @@ func (p planner) plan(ctx context.Context, sel catalog.Selection, sh *shaper, pr
 	switch {
 	case s.Kind != catalog.Collection:
 		sp.mode = readParents
-		return sp, p.planParents(ctx, sp, sh, prevParents)
+		return sp, p.planParents(ctx, sp, sh, start, prevParents)
 	case sp.incremental:
 		sp.mode = readWindows
-		return sp, p.planWindows(ctx, sp, sh, p.lowerBound(prev.At), false)
+		return sp, p.planWindows(ctx, sp, sh, later(start, prev.At), false)
 	case s.Cursor != nil && s.Cursor.Upper != "":
 		// A full refresh of a time-filterable stream still reads windows in parallel (a first sync of events is the
 		// longest read there is), and reads through the filter, so a stream whose rows only the filter selects
 		// (suppressed profiles) costs no more than an incremental read from the beginning.
 		sp.mode = readWindows
-		return sp, p.planWindows(ctx, sp, sh, p.cfg.StartDate, true)
+		return sp, p.planWindows(ctx, sp, sh, start, p.cfg.EndDate.IsZero())
 	}
 	sp.mode = readOnce
 	t := task{}
@@ -114,18 +138,31 @@ func (p planner) plan(ctx context.Context, sel catalog.Selection, sh *shaper, pr
 	return sp, nil
 }
 
-// lowerBound is where an incremental read starts: the later of the state and start_date.
-func (p planner) lowerBound(prev time.Time) time.Time {
-	if p.cfg.StartDate.After(prev) {
-		return p.cfg.StartDate
+// fixStart resolves a relative start_date (a period before the sync) at a stream's first sync, or keeps the one a
+// previous sync resolved from the same setting; zero when start_date is absolute or absent.
+func (p planner) fixStart(saved fixedStart) fixedStart {
+	if p.cfg.StartPeriod == "" {
+		return fixedStart{}
 	}
-	return prev
+	if !saved.At.IsZero() && saved.Setting == p.cfg.StartPeriod {
+		return saved
+	}
+	return fixedStart{At: p.cfg.startBefore(p.syncStart), Setting: p.cfg.StartPeriod}
+}
+
+// later returns the later of two moments.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // planWindows splits [lo, syncStart) of every variant into windows worth reading in parallel. A full refresh
 // (open) leaves the last window unbounded above, so future-dated records are copied too at no extra request: a
 // full refresh costs what an incremental read from the same bound costs.
 func (p planner) planWindows(ctx context.Context, sp *streamPlan, sh *shaper, lo time.Time, open bool) error {
+	// open: a full refresh reads past the sync start, unless end_date bounds the read.
 	if open && lo.IsZero() {
 		// A window unbounded on both sides would send no cursor filter, and for some streams the filter is what
 		// selects the records (global_exclusions reads only profiles with a suppression in the window): reading
@@ -218,7 +255,7 @@ func windowCount(s catalog.Stream, span time.Duration) int {
 // planParents gives a child stream one task per parent: a read per variant, bounded below by the parent's own
 // cursor when incremental (a parent already read up to the sync start has no task), or the parent's single
 // resource for PerParentObject streams.
-func (p planner) planParents(ctx context.Context, sp *streamPlan, sh *shaper, prevParents map[string]cursorState) error {
+func (p planner) planParents(ctx context.Context, sp *streamPlan, sh *shaper, start time.Time, prevParents map[string]cursorState) error {
 	s := sp.stream
 	ids, err := p.src.parentIDs(ctx, s.Parent)
 	if err != nil {
@@ -240,7 +277,7 @@ func (p planner) planParents(ctx context.Context, sp *streamPlan, sh *shaper, pr
 				t.reads = append(t.reads, read{req: sp.reqs.build(id, v, nil)})
 			}
 		default:
-			lo := p.lowerBound(sp.parents[id].At)
+			lo := later(start, sp.parents[id].At)
 			if !lo.IsZero() && !lo.Before(p.syncStart) {
 				continue
 			}

@@ -23,6 +23,8 @@ type requestBuilder struct {
 	additional []string
 	// sparse is the fields[type] list, nil for every attribute.
 	sparse []string
+	// userFilter is the config's filter on the stream (profiles_filter), checked, ANDed with every request's own.
+	userFilter string
 	// endpoint keys the rate budget, and budget is that budget: the endpoint's, or the stricter one an optional
 	// field brings (predictive analytics), shared only by the requests that ask for that field.
 	endpoint string
@@ -30,7 +32,7 @@ type requestBuilder struct {
 }
 
 func newRequestBuilder(cfg Config, s catalog.Stream, sparse []string) requestBuilder {
-	b := requestBuilder{s: s, variants: variantsFor(cfg, s), sparse: sparse}
+	b := requestBuilder{s: s, variants: variantsFor(cfg, s), sparse: sparse, userFilter: cfg.userFilters[s.Name]}
 	b.additional = slices.Clone(s.AdditionalFields)
 	for _, f := range s.OptionalFields {
 		if cfg.Flag(f.Option) {
@@ -89,6 +91,9 @@ func (b requestBuilder) build(parentID, variant string, w *window) klaviyo.Reque
 	var filters []string
 	if s.Filter != "" {
 		filters = append(filters, strings.ReplaceAll(s.Filter, "{id}", parentID))
+	}
+	if b.userFilter != "" {
+		filters = append(filters, b.userFilter)
 	}
 	if variant != "" {
 		filters = append(filters, variant)

@@ -63,11 +63,17 @@ type readScope struct {
 	skip func(id string, at time.Time) bool
 	// metricNames maps metric ids to names from the page's included metrics (events' metric_name).
 	metricNames map[string]string
+	// until is end_date: a resource or row whose cursor is at or after it is not written (endpoints without an
+	// upper-bound filter return such records); zero means no end_date.
+	until time.Time
 }
 
 // keeps reports whether a row of resource id with cursor at belongs to this read.
 func (sc *readScope) keeps(id string, at time.Time) bool {
 	if sc.window != nil && !sc.window.holds(at) {
+		return false
+	}
+	if !sc.until.IsZero() && !at.Before(sc.until) {
 		return false
 	}
 	return sc.skip == nil || !sc.skip(id, at)
@@ -244,7 +250,7 @@ func (sh *shaper) resourceCursor(res klaviyo.Resource, sc *readScope) (c rowCurs
 	if !ok {
 		return rowCursor{}, false
 	}
-	if sc.skip != nil && sc.skip(res.ID, at) {
+	if (sc.skip != nil && sc.skip(res.ID, at)) || (!sc.until.IsZero() && !at.Before(sc.until)) {
 		return rowCursor{}, true
 	}
 	return rowCursor{at: at, ok: true}, false

@@ -159,3 +159,48 @@ func parseTime(s string) (time.Time, error) {
 	}
 	return t.UTC(), nil
 }
+
+// fixedStart is a relative start_date (a period such as P3M) resolved at a stream's first sync and kept in each
+// of its states, so later syncs, and a resumed first sync, start at the same moment rather than a moving one.
+type fixedStart struct {
+	// At is the resolved moment; Setting is the start_date it was resolved from, so a changed setting resolves
+	// again.
+	At      time.Time
+	Setting string
+}
+
+const (
+	fixedStartKey   = "start_date"
+	fixedSettingKey = "start_date_setting"
+)
+
+// decodeFixedStart reads the fixed start a state carries, zero when it has none.
+func decodeFixedStart(s catalog.Stream, raw json.RawMessage) (fixedStart, error) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil || m[fixedStartKey] == nil {
+		return fixedStart{}, nil
+	}
+	var at, setting string
+	if json.Unmarshal(m[fixedStartKey], &at) != nil || json.Unmarshal(m[fixedSettingKey], &setting) != nil {
+		return fixedStart{}, configErrorf("state file: %s and %s of stream %q must be strings; remove the stream's state to resync it", fixedStartKey, fixedSettingKey, s.Name)
+	}
+	t, err := parseTime(at)
+	if err != nil {
+		return fixedStart{}, configErrorf("state file: %s of stream %q is not an RFC 3339 date-time; remove the stream's state to resync it", fixedStartKey, s.Name)
+	}
+	return fixedStart{At: t, Setting: setting}, nil
+}
+
+// withFixedStart adds a fixed start to an encoded state; a zero one leaves it as it is.
+func withFixedStart(st json.RawMessage, fs fixedStart) (json.RawMessage, error) {
+	if fs.At.IsZero() {
+		return st, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(st, &m); err != nil {
+		return nil, fmt.Errorf("adding the fixed start to a state: %w", err)
+	}
+	m[fixedStartKey], _ = json.Marshal(fs.At.UTC().Format(cursorFormat))
+	m[fixedSettingKey], _ = json.Marshal(fs.Setting)
+	return json.Marshal(m)
+}

@@ -132,6 +132,20 @@ func TestStateRoundTrip(t *testing.T) {
 	require.ErrorContains(t, err, `not a JSON object`)
 }
 
+func TestPeriods(t *testing.T) {
+	for in, want := range map[string]period{"P3M": {months: 3}, "P1Y2M3W4D": {years: 1, months: 2, days: 25}, "P90D": {days: 90}} {
+		p, err := parsePeriod(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, p, in)
+	}
+	for _, bad := range []string{"P", "3M", "PT1H", "P1H", "PM", "P1M2"} {
+		_, err := parsePeriod(bad)
+		require.Error(t, err, bad)
+	}
+	c := Config{StartPeriod: "P1M"}
+	require.Equal(t, ts("2026-02-28T00:00:00Z"), c.startBefore(ts("2026-03-28T17:04:05Z")), "a month back, at midnight UTC")
+}
+
 func TestParseArgs(t *testing.T) {
 	a, err := parseArgs([]string{"read", "--config", "c.json", "--catalog=cat.json", "--debug", "--state", "s.json"})
 	require.NoError(t, err)
@@ -178,6 +192,10 @@ func TestParseConfig(t *testing.T) {
 		{`{"api_key":"pk_secret","start_date":"yesterday"}`, "start_date must be an RFC 3339 date-time"},
 		{`{"api_key":"pk_secret","base_url":"ftp://x"}`, "base_url has the wrong format"},
 		{`{"api_key":"pk_secret","max_concurrency":0.5}`, "max_concurrency must be integer"},
+		{`{"api_key":"pk_secret","start_date":"P3X"}`, "start_date must be an RFC 3339 date-time like 2024-01-01T00:00:00Z or an ISO 8601 period like P3M"},
+		{`{"api_key":"pk_secret","start_date":"P9999999D"}`, "start_date is not an ISO 8601 period"},
+		{`{"api_key":"pk_secret","end_date":"2024"}`, "end_date must be an RFC 3339 date-time"},
+		{`{"api_key":"pk_secret","start_date":"2024-02-01T00:00:00Z","end_date":"2024-01-01T00:00:00Z"}`, "end_date must be after start_date"},
 	} {
 		_, err := ParseConfig("config.json", []byte(tc.in))
 		require.ErrorContains(t, err, tc.want, "input %s", tc.in)

@@ -87,9 +87,15 @@ func runSync(ctx context.Context, env Env, cfg Config, w emit.Writer, sels []cat
 		return 1
 	}
 	start := env.Now().UTC().Truncate(time.Second)
+	bound := "the sync start"
+	if !cfg.EndDate.IsZero() && cfg.EndDate.Before(start) {
+		// end_date bounds every read as the sync start does: nothing after it is read, and no cursor passes it, so
+		// the next sync (with a later end_date, or none) goes on from there.
+		start, bound = cfg.EndDate, "end_date"
+	}
 	board := newProgressBoard(env.Now)
 	e := &engine{cfg: cfg, client: client, out: w, syncStart: start, parents: newParentCache(), board: board}
-	_ = w.Log("INFO", fmt.Sprintf("source-klaviyo %s: syncing %d streams, cursors bounded by the sync start %s", Version, len(sels), start.Format(cursorFormat)))
+	_ = w.Log("INFO", fmt.Sprintf("source-klaviyo %s: syncing %d streams, cursors bounded by %s %s", Version, len(sels), bound, start.Format(cursorFormat)))
 	stopReporter := board.runReporter(ctx, w, time.Duration(cfg.ProgressIntervalSeconds)*time.Second, display)
 	failed := e.run(ctx, sels, states)
 	stopReporter()
