@@ -162,7 +162,11 @@ type Stream struct {
 	OptionVariants *OptionVariants
 	// UserFilter, when set, lets the config narrow the stream on Klaviyo's side (profiles_filter).
 	UserFilter *UserFilter
-	Shape      Shape
+	// LookbackOption names the config option (minutes) by which an incremental read starts below the stream's
+	// checkpoint, to catch records that arrive with a cursor already passed (Klaviyo accepts backdated events).
+	// Streams of a class share an option; empty means no lookback.
+	LookbackOption string
+	Shape          Shape
 	// SelectedByDefault is false for streams that cost a lot of requests for little data (Singer metadata).
 	SelectedByDefault bool
 }
@@ -194,7 +198,7 @@ func Streams() []Stream {
 		"equals(messages.channel,'mobile_push'),equals(archived,true)",
 	}
 	archivedBoth := []string{"equals(archived,false)", "equals(archived,true)"}
-	return []Stream{
+	return withLookbacks([]Stream{
 		{Name: "accounts", Doc: "The Klaviyo account the key belongs to: contact information, timezone, currency.",
 			Path: "/api/accounts", ResourceType: "account", Component: "AccountResponseObjectResource",
 			Scopes: []string{"accounts:read"}, Rate: tierXS, PrimaryKey: id, SelectedByDefault: true},
@@ -225,7 +229,8 @@ func Streams() []Stream {
 			Path: "/api/events", ResourceType: "event", Component: "EventResponseObjectResource",
 			Scopes: []string{"events:read"}, Rate: tierXL, PageSize: 1000, PrimaryKey: id,
 			Cursor: rangeCursor("datetime"), Include: []string{"metric"},
-			OptionVariants: &OptionVariants{Option: "event_metric_ids", Filter: "equals(metric_id,{value})"}, SelectedByDefault: true},
+			OptionVariants: &OptionVariants{Option: "event_metric_ids", Filter: "equals(metric_id,{value})"},
+			LookbackOption: "events_lookback_minutes", SelectedByDefault: true},
 		{Name: "metrics", Doc: "Metrics (event types) and the integration that sends them.",
 			Path: "/api/metrics", ResourceType: "metric", Component: "MetricResponseObjectResource",
 			Scopes: []string{"metrics:read"}, Rate: tierM, PrimaryKey: id, SelectedByDefault: true},
@@ -369,7 +374,7 @@ func Streams() []Stream {
 		{Name: "webhooks", Doc: "Webhooks the account sends.",
 			Path: "/api/webhooks", ResourceType: "webhook", Component: "WebhookResponseObjectResource",
 			Scopes: []string{"webhooks:read"}, Rate: tierXS, PrimaryKey: id, SelectedByDefault: true},
-	}
+	})
 }
 
 // profileFilterFields are the fields /api/profiles filters on (x-klaviyo-filters; a test compares them).
@@ -387,6 +392,18 @@ func profileFilterFields() map[string]FilterField {
 		"subscriptions.email.marketing.suppression.reason":          equals,
 		"subscriptions.email.marketing.suppression.timestamp":       allRanges,
 	}
+}
+
+// withLookbacks gives every other incremental collection the shared lookback option of its class. Per-parent
+// streams have none: their state keeps a cursor per parent, and a lookback list per parent would multiply it.
+func withLookbacks(streams []Stream) []Stream {
+	for i := range streams {
+		s := &streams[i]
+		if s.Kind == Collection && s.Cursor != nil && s.LookbackOption == "" {
+			s.LookbackOption = "lookback_minutes"
+		}
+	}
+	return streams
 }
 
 // Lookup returns the stream of that name.

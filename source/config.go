@@ -138,6 +138,15 @@ func (c Config) Flag(name string) bool {
 	return json.Unmarshal(c.options[name], &v) == nil && v
 }
 
+// Minutes returns an integer option counting minutes, by its SPEC name; absent or of another type gives 0.
+func (c Config) Minutes(name string) time.Duration {
+	var v int
+	if json.Unmarshal(c.options[name], &v) != nil || v < 0 {
+		return 0
+	}
+	return time.Duration(v) * time.Minute
+}
+
 // List returns a list-of-strings option by its SPEC name; absent or of another type gives nil.
 func (c Config) List(name string) []string {
 	var v []string

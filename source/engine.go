@@ -170,6 +170,7 @@ func (e *engine) readOnce(ctx context.Context, r *streamRun, sp *streamPlan) err
 // a full refresh writes one state at the end.
 func (e *engine) readWindows(ctx context.Context, r *streamRun, sp *streamPlan) error {
 	tr := newTracker(sp.prev, e.syncStart)
+	tr.lookback = sp.lookback
 	tr.add(sp.windows)
 	emitState := func() error {
 		if !sp.incremental {

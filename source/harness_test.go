@@ -243,6 +243,12 @@ func releaseState(t *testing.T, raw json.RawMessage) json.RawMessage {
 	}
 	require.JSONEq(t, "1", string(v), "a state this release writes carries state_version 1: %s", raw)
 	delete(obj, "state_version")
+	// The events lookback (issue 14) lists the events written within it; on the golden account no event falls in
+	// that hour, so the list is empty and only its lower bound is new. A non-empty list stays, and differs.
+	if string(obj["lookback_ids"]) == "[]" {
+		delete(obj, "lookback_ids")
+		delete(obj, "lookback_from")
+	}
 	out, err := json.Marshal(obj)
 	require.NoError(t, err)
 	return out

@@ -54,6 +54,8 @@ type streamPlan struct {
 	// start is the stream's relative start_date as resolved at its first sync; zero for an absolute start_date
 	// or none.
 	start fixedStart
+	// lookback is how far below its checkpoint an incremental read starts again (late records).
+	lookback time.Duration
 }
 
 // state encodes the stream's state: its cursor (or each parent's), and its fixed start.
@@ -121,7 +123,18 @@ func (p planner) plan(ctx context.Context, sel catalog.Selection, sh *shaper, pr
 		return sp, p.planParents(ctx, sp, sh, start, prevParents)
 	case sp.incremental:
 		sp.mode = readWindows
-		return sp, p.planWindows(ctx, sp, sh, later(start, prev.At), false)
+		lo := prev.At
+		if s.LookbackOption != "" {
+			sp.lookback = p.cfg.Minutes(s.LookbackOption)
+			if !prev.From.IsZero() {
+				// Re-read the lookback below the checkpoint: records that arrived late (with a cursor already
+				// passed) are written; those the state lists as written are skipped. Only as far as the state
+				// lists, so nothing is written twice; a state without a list (an older release's, or a first sync)
+				// starts at its cursor, and lists its lookback from then on.
+				lo = later(prev.At.Add(-sp.lookback), prev.From)
+			}
+		}
+		return sp, p.planWindows(ctx, sp, sh, later(start, lo), false)
 	case s.Cursor != nil && s.Cursor.Upper != "":
 		// A full refresh of a time-filterable stream still reads windows in parallel (a first sync of events is the
 		// longest read there is), and reads through the filter, so a stream whose rows only the filter selects

@@ -112,6 +112,24 @@ func TestPlanStreamStateToRequests(t *testing.T) {
 			},
 		},
 		{
+			name: "a state that lists its lookback: the read starts an hour below the checkpoint", stream: "events",
+			state: `{"datetime":"2026-01-09T23:00:00Z","ids_at_cursor":["e1"],"lookback_from":"2026-01-09T22:00:00Z","lookback_ids":[]}`,
+			first: map[string]time.Time{"/api/events": at("2026-01-09T22:30:00Z")}, mode: readWindows,
+			probes: []string{"[/api/events 350/s 3500/min] /api/events?fields[metric]=name&filter=greater-or-equal(datetime,2026-01-09T22:00:00Z),less-than(datetime,2026-01-10T00:00:00Z)&include=metric&page[size]=1&sort=datetime"},
+			reads: []string{
+				"[/api/events 350/s 3500/min] /api/events?fields[metric]=name&filter=greater-or-equal(datetime,2026-01-09T22:00:00Z),less-than(datetime,2026-01-10T00:00:00Z)&include=metric&page[size]=1000&sort=datetime",
+			},
+		},
+		{
+			name: "a shorter lookback than the state lists", stream: "events", config: `,"events_lookback_minutes":15`,
+			state: `{"datetime":"2026-01-09T23:00:00Z","lookback_from":"2026-01-09T22:00:00Z","lookback_ids":[]}`,
+			first: map[string]time.Time{"/api/events": at("2026-01-09T23:30:00Z")}, mode: readWindows,
+			probes: []string{"[/api/events 350/s 3500/min] /api/events?fields[metric]=name&filter=greater-or-equal(datetime,2026-01-09T22:45:00Z),less-than(datetime,2026-01-10T00:00:00Z)&include=metric&page[size]=1&sort=datetime"},
+			reads: []string{
+				"[/api/events 350/s 3500/min] /api/events?fields[metric]=name&filter=greater-or-equal(datetime,2026-01-09T22:45:00Z),less-than(datetime,2026-01-10T00:00:00Z)&include=metric&page[size]=1000&sort=datetime",
+			},
+		},
+		{
 			name: "start_date later than the state wins", stream: "events", config: `,"start_date":"2026-01-09T23:00:00Z"`,
 			state: `{"datetime":"2026-01-01T00:00:00Z"}`,
 			first: map[string]time.Time{"/api/events": at("2026-01-09T23:10:00Z")}, mode: readWindows,

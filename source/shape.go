@@ -243,15 +243,19 @@ func (sh *shaper) rows(out *rowSink, res klaviyo.Resource, sc *readScope) (rowCu
 	return sh.rules.rows(sh, out, res, sc)
 }
 
-// resourceCursor is the cursor of shapes whose cursor is the resource's: a resource a previous sync already
-// wrote at its checkpoint is skipped whole.
+// resourceCursor is the cursor of shapes whose cursor is the resource's. A resource a previous sync already wrote
+// (at its checkpoint, or in its lookback) is skipped whole, but still observed, so the next state lists it as
+// written; one at or after end_date is neither written nor observed.
 func (sh *shaper) resourceCursor(res klaviyo.Resource, sc *readScope) (c rowCursor, skip bool) {
 	at, ok := sh.cursorOf(res, time.Time{})
 	if !ok {
 		return rowCursor{}, false
 	}
-	if (sc.skip != nil && sc.skip(res.ID, at)) || (!sc.until.IsZero() && !at.Before(sc.until)) {
+	if !sc.until.IsZero() && !at.Before(sc.until) {
 		return rowCursor{}, true
+	}
+	if sc.skip != nil && sc.skip(res.ID, at) {
+		return rowCursor{at: at, ok: true}, true
 	}
 	return rowCursor{at: at, ok: true}, false
 }

@@ -12,8 +12,13 @@ import (
 // cursorFormat is how cursors are written in state: RFC 3339 in UTC, whole seconds (Klaviyo's precision).
 const cursorFormat = "2006-01-02T15:04:05Z"
 
-// idsKey names the ids already written at the cursor's exact timestamp in a state.
-const idsKey = "ids_at_cursor"
+// idsKey names the ids already written at the cursor's exact timestamp in a state; fromKey and recentKey the
+// lookback: the ids written with a cursor in [lookback_from, cursor).
+const (
+	idsKey    = "ids_at_cursor"
+	fromKey   = "lookback_from"
+	recentKey = "lookback_ids"
+)
 
 // stateVersion is the version of the state format this release writes, under versionKey in every stream state.
 // States without the key are version 1 (every release before the key existed wrote exactly that format), so they
@@ -34,6 +39,15 @@ func encodeState(s catalog.Stream, cursor cursorState, parents map[string]cursor
 		m := map[string]any{s.Cursor.Field: c.At.UTC().Format(cursorFormat)}
 		if len(c.IDs) > 0 {
 			m[idsKey] = c.IDs
+		}
+		if !c.From.IsZero() {
+			// Written even with no ids: a state with lookback_from tells the next sync that its lookback is listed,
+			// so it may re-read it; a state without (an older release's) is resumed exactly at its cursor.
+			recent := c.Recent
+			if recent == nil {
+				recent = []string{}
+			}
+			m[fromKey], m[recentKey] = c.From.UTC().Format(cursorFormat), recent
 		}
 		return m
 	}
@@ -142,7 +156,24 @@ func decodeState(s catalog.Stream, raw json.RawMessage) (cursorState, map[string
 				return cursorState{}, nil, err
 			}
 			ids, err := parseIDs(m, "")
-			return cursorState{At: t, IDs: ids}, nil, err
+			if err != nil {
+				return cursorState{}, nil, err
+			}
+			c := cursorState{At: t, IDs: ids}
+			if f, ok := m[fromKey]; ok {
+				if c.From, err = parseCursor(f, fromKey); err != nil {
+					return cursorState{}, nil, err
+				}
+				var recent []string
+				if err := json.Unmarshal(m[recentKey], &recent); err != nil {
+					return cursorState{}, nil, configErrorf("state file: %s of stream %q must be a list of ids; remove it to resync the stream", recentKey, s.Name)
+				}
+				c.Recent, c.recentSet = recent, make(map[string]bool, len(recent))
+				for _, id := range recent {
+					c.recentSet[id] = true
+				}
+			}
+			return c, nil, nil
 		}
 	}
 	return cursorState{}, nil, nil

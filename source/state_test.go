@@ -217,3 +217,52 @@ func TestTrackerKeepsIDsAtTheCursor(t *testing.T) {
 	tr.observe(w, "d", ts("2026-01-03T00:00:00Z"))
 	require.Equal(t, cursorState{At: ts("2026-01-03T00:00:00Z"), IDs: []string{"c", "d"}}, tr.cursor(), "a later moment replaces them")
 }
+
+// The lookback: a checkpoint lists the records written within the lookback below it, so a sync that re-reads
+// that range writes only the late ones; and the list survives the state's round trip.
+func TestTrackerListsTheLookback(t *testing.T) {
+	t0 := ts("2026-01-09T00:00:00Z")
+	tr := newTracker(cursorState{}, ts("2026-01-10T00:00:00Z"))
+	tr.lookback = time.Hour
+	w := &window{lo: t0, hi: ts("2026-01-10T00:00:00Z"), sorted: true}
+	tr.add([]*window{w})
+	tr.observe(w, "e0", t0)
+	tr.observe(w, "e1", t0.Add(10*time.Minute))
+	tr.observe(w, "e2", t0.Add(50*time.Minute))
+	tr.observe(w, "e3", t0.Add(70*time.Minute))
+	tr.finish(w)
+	c := tr.cursor()
+	require.Equal(t, t0.Add(70*time.Minute), c.At)
+	require.Equal(t, []string{"e3"}, c.IDs)
+	require.Equal(t, t0.Add(10*time.Minute), c.From)
+	require.Equal(t, []string{"e1", "e2"}, c.Recent, "e0 is more than an hour below the checkpoint")
+
+	events, _ := catalog.Lookup("events")
+	raw, err := encodeState(events, c, nil)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"datetime":"2026-01-09T01:10:00Z","ids_at_cursor":["e3"],"lookback_from":"2026-01-09T00:10:00Z","lookback_ids":["e1","e2"],"state_version":1}`, string(raw))
+	back, _, err := decodeState(events, raw)
+	require.NoError(t, err)
+	require.True(t, back.skip("e2", t0.Add(50*time.Minute)), "written within the lookback")
+	require.True(t, back.skip("e3", t0.Add(70*time.Minute)), "written at the checkpoint")
+	require.False(t, back.skip("late", t0.Add(30*time.Minute)), "a late event is written")
+	require.False(t, back.skip("e0", t0), "below the lookback nothing is skipped (it is not read again)")
+
+	// A resumed sync that re-reads the lookback sees the listed records again (skipped) and keeps them listed.
+	tr = newTracker(back, ts("2026-01-10T00:00:00Z"))
+	tr.lookback = time.Hour
+	w = &window{lo: back.From, hi: ts("2026-01-10T00:00:00Z"), sorted: true}
+	tr.add([]*window{w})
+	tr.observe(w, "e1", t0.Add(10*time.Minute))
+	tr.observe(w, "late", t0.Add(30*time.Minute))
+	require.Equal(t, back.At, tr.cursor().At, "the checkpoint holds until the re-read passes it")
+	require.Contains(t, tr.cursor().Recent, "e2", "the previous list stays while the checkpoint has not moved")
+	tr.observe(w, "e2", t0.Add(50*time.Minute))
+	tr.observe(w, "e3", t0.Add(70*time.Minute))
+	tr.observe(w, "e4", t0.Add(90*time.Minute))
+	tr.finish(w)
+	c = tr.cursor()
+	require.Equal(t, t0.Add(90*time.Minute), c.At)
+	require.Equal(t, []string{"e2", "e3", "late"}, c.Recent)
+	require.Equal(t, t0.Add(30*time.Minute), c.From)
+}

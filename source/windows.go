@@ -1,6 +1,7 @@
 package source
 
 import (
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -19,6 +20,15 @@ type window struct {
 	// the records written with exactly that value.
 	maxSeen time.Time
 	atMax   []string
+	// recent are the records seen (written, or skipped as written before) within the lookback of maxSeen: what a
+	// state must list so the next sync's re-read of its lookback skips them.
+	recent []seenID
+}
+
+// seenID is a record of a window, by id and cursor.
+type seenID struct {
+	id string
+	at time.Time
 }
 
 // holds reports whether a cursor value lies in the window. A zero lo or hi is no bound on that side.
@@ -32,9 +42,22 @@ func (w *window) holds(at time.Time) bool {
 type cursorState struct {
 	At  time.Time
 	IDs []string
+	// From and Recent are the lookback: every record with a cursor in [From, At) that was written is in Recent, so
+	// a sync that re-reads from From (to catch late records, which arrive with a cursor already passed) writes only
+	// those it has not written.
+	From   time.Time
+	Recent []string
+	// recentSet indexes Recent for skip.
+	recentSet map[string]bool
 }
 
 func (c cursorState) skip(id string, at time.Time) bool {
+	if !c.From.IsZero() && !at.Before(c.From) && at.Before(c.At) {
+		if c.recentSet == nil {
+			return slices.Contains(c.Recent, id)
+		}
+		return c.recentSet[id]
+	}
 	if len(c.IDs) == 0 || !at.Equal(c.At) {
 		return false
 	}
@@ -60,6 +83,9 @@ type tracker struct {
 	windows   []*window
 	prev      cursorState
 	syncStart time.Time
+	// lookback is how far below the checkpoint the state lists the records written (cursorState.Recent); zero
+	// lists none.
+	lookback time.Duration
 }
 
 func newTracker(prev cursorState, syncStart time.Time) *tracker {
@@ -84,7 +110,19 @@ func (t *tracker) observe(w *window, id string, c time.Time) {
 	case c.Equal(w.maxSeen):
 		w.atMax = append(w.atMax, id)
 	}
+	if t.lookback > 0 {
+		w.recent = append(w.recent, seenID{id: id, at: c})
+		if len(w.recent) >= 2*recentPrune {
+			// Keep only what a checkpoint can still need: no checkpoint is below this window's maxSeen once its
+			// records are all below the safe point, and a checkpoint lists only its lookback.
+			floor := w.maxSeen.Add(-t.lookback)
+			w.recent = slices.DeleteFunc(w.recent, func(r seenID) bool { return r.at.Before(floor) })
+		}
+	}
 }
+
+// recentPrune is how many seen records a window collects before it drops those below its lookback.
+const recentPrune = 1024
 
 // finish marks w as fully read.
 func (t *tracker) finish(w *window) {
@@ -158,7 +196,42 @@ func (t *tracker) cursor() cursorState {
 		}
 	}
 	sort.Strings(ids)
-	return cursorState{At: best, IDs: ids}
+	out := cursorState{At: best, IDs: ids}
+	if t.lookback > 0 {
+		out.From, out.Recent = t.recentBelow(best, unbounded, safe)
+	}
+	return out
+}
+
+// recentBelow lists the records seen with a cursor in [best - lookback, best), from every counted window and, when
+// the checkpoint has not moved, from the previous state (records of its lookback not re-read yet).
+func (t *tracker) recentBelow(best time.Time, unbounded bool, safe time.Time) (time.Time, []string) {
+	from := best.Add(-t.lookback)
+	seen := map[string]bool{}
+	var ids []string
+	add := func(id string) {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if best.Equal(t.prev.At) {
+		for _, id := range t.prev.Recent {
+			add(id)
+		}
+		if !t.prev.From.IsZero() && t.prev.From.Before(from) {
+			from = t.prev.From
+		}
+	}
+	for _, w := range t.windows {
+		for _, r := range w.recent {
+			if !r.at.Before(from) && r.at.Before(best) && (unbounded || !r.at.After(safe)) {
+				add(r.id)
+			}
+		}
+	}
+	sort.Strings(ids)
+	return from, ids
 }
 
 // variantSafePoint returns the moment below which every record of this variant has been written, and false when
