@@ -217,12 +217,19 @@ type reportBody struct {
 }
 
 type reportAttributesQ struct {
-	Statistics         []string       `json:"statistics"`
-	Timeframe          map[string]any `json:"timeframe"`
-	Interval           string         `json:"interval,omitempty"`
-	ConversionMetricID string         `json:"conversion_metric_id,omitempty"`
-	GroupBy            []string       `json:"group_by,omitempty"`
-	Filter             string         `json:"filter,omitempty"`
+	Statistics         []string   `json:"statistics"`
+	Timeframe          timeframeQ `json:"timeframe"`
+	Interval           string     `json:"interval,omitempty"`
+	ConversionMetricID string     `json:"conversion_metric_id,omitempty"`
+	GroupBy            []string   `json:"group_by,omitempty"`
+	Filter             string     `json:"filter,omitempty"`
+}
+
+// timeframeQ is a timeframe as a request writes it: a key, or a start and an end.
+type timeframeQ struct {
+	Key   string `json:"key,omitempty"`
+	Start string `json:"start,omitempty"`
+	End   string `json:"end,omitempty"`
 }
 
 // aggregateBody is the JSON:API body of a metric aggregate query.
@@ -275,9 +282,9 @@ func (def Definition) request(sp span, key, conv, part, unit string, loc *time.L
 	} else {
 		var b reportBody
 		b.Data.Type = def.Kind.Type
-		tf := map[string]any{"start": sp.From.Format(wallClock), "end": sp.To.Format(wallClock)}
+		tf := timeframeQ{Start: sp.From.Format(wallClock), End: sp.To.Format(wallClock)}
 		if key != "" {
-			tf = map[string]any{"key": key}
+			tf = timeframeQ{Key: key}
 		}
 		b.Data.Attributes = reportAttributesQ{Statistics: def.Statistics, Timeframe: tf, Interval: def.Interval,
 			GroupBy: def.GroupBy, Filter: def.Filter}
