@@ -50,9 +50,9 @@ type Pending struct {
 
 // Quota is a stream's spending of its endpoint's daily quota.
 type Quota struct {
-	Day      string
-	Endpoint string
-	Used     int
+	Day      string `json:"day"`
+	Endpoint string `json:"endpoint"`
+	Used     int    `json:"used"`
 }
 
 // wireState is the JSON form of State.
@@ -99,8 +99,9 @@ func EncodeState(s State) ([]byte, error) {
 		w.Pending = &wirePending{Part: p.Part, From: p.From.Format(wallClock), To: p.To.Format(wallClock), Next: p.Next}
 	}
 	if len(s.Seen) > 0 {
-		b := make([]byte, 8*len(s.Seen))
-		for i, f := range s.Seen {
+		seen := union(nil, s.Seen)
+		b := make([]byte, 8*len(seen))
+		for i, f := range seen {
 			binary.LittleEndian.PutUint64(b[8*i:], f)
 		}
 		w.Seen = base64.RawStdEncoding.EncodeToString(b)
