@@ -66,7 +66,7 @@ type Config struct {
 	Rand func() float64
 }
 
-// Request is one GET of a Klaviyo endpoint.
+// Request is one GET of a Klaviyo endpoint; a PostRequest wraps one for a POST query.
 type Request struct {
 	// Endpoint is the path template, e.g. /api/lists/{id}/profiles. It keys the rate budget shared by every
 	// caller of the endpoint and names the endpoint in errors.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"net/url"
 
 	json "github.com/goccy/go-json"
 )
@@ -17,21 +16,11 @@ import (
 // Pages follow links.next (the same URL with ?page_cursor=…), each POSTed with the same Body, as Klaviyo requires:
 // a cursor belongs to the body it was issued for.
 type PostRequest struct {
-	// Endpoint is the path, e.g. /api/flow-series-reports. It keys the rate budget and names the endpoint in errors.
-	Endpoint string
-	// Budget is the endpoint's published per-second and per-minute limit. A daily quota (the Reporting API's 225)
-	// is not a budget: the client cannot see it, so it is the caller's to plan; a 429 for it comes back as a
-	// KindRateLimited error with RetryAt.
-	Budget Budget
-	// Scopes are the API key scopes the endpoint needs, named in the error when Klaviyo answers 403.
-	Scopes []string
-	// Path is the path appended to BaseURL; "" means Endpoint.
-	Path string
-	// Query is sent with the first page (fields[…]); later pages use links.next as it comes.
-	Query url.Values
-	// URL, when set, is a links.next to POST instead of Path and Query (resuming a report mid-way). It must be on
-	// BaseURL's scheme and host.
-	URL string
+	// Request names the endpoint, its budget and scopes, and where to send, as for a GET: Path "" means Endpoint,
+	// Query goes with the first page only, and URL, when set, is a links.next to POST instead (resuming a report
+	// mid-way). The Reporting API's daily quota is not a Budget: the client cannot see it, so it is the caller's
+	// to plan; a 429 for it comes back as a KindRateLimited error with RetryAt.
+	Request
 	// Body is the JSON:API request document, {"data":{"type":…,"attributes":{…}}}.
 	Body []byte
 	// Sent, when set, is called once per HTTP attempt, retries included: Klaviyo counts every admitted attempt
@@ -44,12 +33,12 @@ func (p PostRequest) request() (Request, error) {
 	if len(p.Body) == 0 {
 		return Request{}, fmt.Errorf("klaviyo: POST %s has no body: a query is sent as a JSON:API document", p.Endpoint)
 	}
-	path := p.Path
-	if path == "" {
-		path = p.Endpoint
+	r := p.Request
+	if r.Path == "" {
+		r.Path = r.Endpoint
 	}
-	return Request{Endpoint: p.Endpoint, Budget: p.Budget, Scopes: p.Scopes, Path: path, Query: p.Query, URL: p.URL,
-		body: p.Body, sent: p.Sent}, nil
+	r.body, r.sent = p.Body, p.Sent
+	return r, nil
 }
 
 // Post sends one page of a query and returns it: Data holds the one report object (its Attributes are the

@@ -71,7 +71,7 @@ func TestPostPagesReportsOfTheSandboxWithTheSameBody(t *testing.T) {
 	conv := placedOrder(t, whole)
 	body := fmt.Sprintf(`{"data":{"type":"flow-values-report","attributes":{"statistics":["opens","conversion_value"],`+
 		`"timeframe":{"key":"last_365_days"},"conversion_metric_id":%q}}}`, conv)
-	req := PostRequest{Endpoint: "/api/flow-values-reports", Budget: roomy(), Scopes: []string{"flows:read"}, Body: []byte(body)}
+	req := PostRequest{Request: Request{Endpoint: "/api/flow-values-reports", Budget: roomy(), Scopes: []string{"flows:read"}}, Body: []byte(body)}
 
 	want, pages := allResults(t, whole, req, "results")
 	require.Equal(t, 1, pages)
@@ -83,7 +83,7 @@ func TestPostPagesReportsOfTheSandboxWithTheSameBody(t *testing.T) {
 	agg := fmt.Sprintf(`{"data":{"type":"metric-aggregate","attributes":{"metric_id":%q,"measurements":["count"],`+
 		`"by":["$attributed_message"],"page_size":2,"timezone":"Europe/Paris",`+
 		`"filter":["greater-or-equal(datetime,2025-03-01T00:00:00)","less-than(datetime,2026-03-01T00:00:00)"]}}}`, conv)
-	rows, pages := allResults(t, whole, PostRequest{Endpoint: "/api/metric-aggregates", Budget: roomy(), Body: []byte(agg)}, "data")
+	rows, pages := allResults(t, whole, PostRequest{Request: Request{Endpoint: "/api/metric-aggregates", Budget: roomy()}, Body: []byte(agg)}, "data")
 	assert.Greater(t, pages, 1, "metric aggregates page at page_size through links.next too")
 	assert.True(t, len(rows) > 2*(pages-1) && len(rows) <= 2*pages, "%d rows in %d pages of 2", len(rows), pages)
 }
@@ -97,7 +97,7 @@ func TestPostAgainstTheSandboxClassifiesRefusals(t *testing.T) {
 	conv := placedOrder(t, c)
 	bad := fmt.Sprintf(`{"data":{"type":"flow-values-report","attributes":{"statistics":["revenue"],`+
 		`"timeframe":{"key":"last_30_days"},"conversion_metric_id":%q}}}`, conv)
-	_, err := c.Post(context.Background(), PostRequest{Endpoint: "/api/flow-values-reports", Budget: reportsBudget(), Body: []byte(bad)})
+	_, err := c.Post(context.Background(), PostRequest{Request: Request{Endpoint: "/api/flow-values-reports", Budget: reportsBudget()}, Body: []byte(bad)})
 	var e *Error
 	require.ErrorAs(t, err, &e)
 	assert.Equal(t, KindBadRequest, e.Kind)
@@ -105,13 +105,13 @@ func TestPostAgainstTheSandboxClassifiesRefusals(t *testing.T) {
 
 	formsOnly, err := New(Config{BaseURL: s.URL(), APIKey: "pk_forms_only"})
 	require.NoError(t, err)
-	_, err = formsOnly.Post(context.Background(), PostRequest{Endpoint: "/api/flow-values-reports", Budget: reportsBudget(),
-		Scopes: []string{"flows:read"}, Body: []byte(bad)})
+	_, err = formsOnly.Post(context.Background(), PostRequest{Request: Request{Endpoint: "/api/flow-values-reports", Budget: reportsBudget(),
+		Scopes: []string{"flows:read"}}, Body: []byte(bad)})
 	require.ErrorIs(t, err, KindScope)
 	assert.Contains(t, err.Error(), "the API key lacks scope flows:read needed for /api/flow-values-reports")
 
 	seg := `{"data":{"type":"segment-values-report","attributes":{"statistics":["total_members"],"timeframe":{"key":"last_30_days"}}}}`
-	_, err = c.Post(context.Background(), PostRequest{Endpoint: "/api/segment-values-reports", Budget: reportsBudget(), Body: []byte(seg)})
+	_, err = c.Post(context.Background(), PostRequest{Request: Request{Endpoint: "/api/segment-values-reports", Budget: reportsBudget()}, Body: []byte(seg)})
 	require.ErrorAs(t, err, &e)
 	assert.Equal(t, KindRateLimited, e.Kind, "a Retry-After of a day is the daily quota: not waited out")
 	assert.False(t, e.RetryAt.IsZero())

@@ -33,7 +33,7 @@ func reportPage(next string, messages ...string) string {
 }
 
 func flowValuesRequest() PostRequest {
-	return PostRequest{Endpoint: "/api/flow-values-reports", Budget: roomy(), Scopes: []string{"flows:read"},
+	return PostRequest{Request: Request{Endpoint: "/api/flow-values-reports", Budget: roomy(), Scopes: []string{"flows:read"}},
 		Body: []byte(flowValuesBody)}
 }
 

@@ -2,6 +2,7 @@ package reports
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"regexp"
 	"slices"
@@ -301,23 +302,17 @@ func parseUser(path string, raw json.RawMessage, cfg Config, lookback int) (Defi
 	}
 
 	// Interval and period.
+	interval := func(def, what string, allowed []string) {
+		d.Interval = cmp.Or(u.Interval, def)
+		if !slices.Contains(allowed, d.Interval) {
+			bad(".interval %q is not %s (%s)", u.Interval, what, strings.Join(allowed, ", "))
+		}
+	}
 	switch {
 	case k.Aggregate:
-		d.Interval = "day"
-		if u.Interval != "" {
-			d.Interval = u.Interval
-			if !slices.Contains(aggregateIntervals(), u.Interval) {
-				bad(".interval %q is not an interval of metric aggregates (%s)", u.Interval, strings.Join(aggregateIntervals(), ", "))
-			}
-		}
+		interval("day", "an interval of metric aggregates", aggregateIntervals())
 	case k.Series:
-		d.Interval = "daily"
-		if u.Interval != "" {
-			d.Interval = u.Interval
-			if !slices.Contains(seriesIntervals(), u.Interval) {
-				bad(".interval %q is not a series interval (%s)", u.Interval, strings.Join(seriesIntervals(), ", "))
-			}
-		}
+		interval("daily", "a series interval", seriesIntervals())
 	case u.Interval != "":
 		notFor("interval", "a values report has one value per row; use a "+strings.Replace(k.Name, "values", "series", 1)+" report for intervals")
 	}

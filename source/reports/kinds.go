@@ -109,59 +109,51 @@ func reportBudget() klaviyo.Budget { return klaviyo.Budget{Burst: 1, PerMinute: 
 // dailyQuota is the Reporting API's published daily quota per endpoint and account.
 const dailyQuota = 225
 
+// reporting completes a Reporting API kind from its subject (campaign, flow, form, segment) and shape: the
+// names, path and data.type all follow Klaviyo's one pattern, and all seven share the budget and daily quota.
+func reporting(subject string, series bool, k Kind) Kind {
+	shape := "values"
+	if series {
+		shape = "series"
+	}
+	k.Name, k.Series = subject+"_"+shape, series
+	k.Stream = k.Name + "_reports"
+	k.Endpoint = "/api/" + subject + "-" + shape + "-reports"
+	k.Type = subject + "-" + shape + "-report"
+	k.Daily, k.Budget = dailyQuota, reportBudget()
+	return k
+}
+
 // Kinds returns the eight report kinds in catalog order: a fresh slice, so no caller can change another's.
 func Kinds() []Kind {
-	campaignGroups := []string{"campaign_id", "campaign_message_id", "campaign_message_name", "group", "group_name",
-		"send_channel", "tag_id", "tag_name", "text_message_format", "variation", "variation_name"}
-	flowGroups := func() []string {
-		return []string{"flow_id", "flow_message_id", "flow_message_name", "flow_name", "send_channel", "tag_id",
-			"tag_name", "text_message_format", "variation", "variation_name"}
-	}
-	flowLabels := func() map[string]string {
-		return map[string]string{"flow_name": "flow_id", "flow_message_name": "flow_message_id", "tag_name": "tag_id",
-			"variation_name": "variation"}
-	}
 	flow := func(series bool) Kind {
-		k := Kind{Name: "flow_values", Stream: "flow_values_reports", Endpoint: "/api/flow-values-reports",
-			Type: "flow-values-report", Scope: "flows:read", Messages: true, Statistics: messageStatistics(),
-			GroupBy: flowGroups(), GroupByDefault: []string{"flow_id", "flow_message_id", "send_channel"},
-			GroupByRequired: []string{"flow_id", "flow_message_id"}, Labels: flowLabels(), Daily: dailyQuota,
-			Budget: reportBudget()}
-		if series {
-			k.Name, k.Stream, k.Endpoint, k.Type, k.Series = "flow_series", "flow_series_reports", "/api/flow-series-reports", "flow-series-report", true
-		}
-		return k
+		return reporting("flow", series, Kind{Scope: "flows:read", Messages: true, Statistics: messageStatistics(),
+			GroupBy: []string{"flow_id", "flow_message_id", "flow_message_name", "flow_name", "send_channel", "tag_id",
+				"tag_name", "text_message_format", "variation", "variation_name"},
+			GroupByDefault:  []string{"flow_id", "flow_message_id", "send_channel"},
+			GroupByRequired: []string{"flow_id", "flow_message_id"},
+			Labels: map[string]string{"flow_name": "flow_id", "flow_message_name": "flow_message_id", "tag_name": "tag_id",
+				"variation_name": "variation"}})
 	}
 	form := func(series bool) Kind {
-		k := Kind{Name: "form_values", Stream: "form_values_reports", Endpoint: "/api/form-values-reports",
-			Type: "form-values-report", Scope: "forms:read", Statistics: formStatistics(),
+		return reporting("form", series, Kind{Scope: "forms:read", Statistics: formStatistics(),
 			GroupBy: []string{"form_id", "form_version_id"}, GroupByDefault: []string{"form_id"},
-			Prereqs: map[string]string{"form_version_id": "form_id"}, Daily: dailyQuota, Budget: reportBudget()}
-		if series {
-			k.Name, k.Stream, k.Endpoint, k.Type, k.Series = "form_series", "form_series_reports", "/api/form-series-reports", "form-series-report", true
-		}
-		return k
+			Prereqs: map[string]string{"form_version_id": "form_id"}})
 	}
 	segment := func(series bool) Kind {
-		k := Kind{Name: "segment_values", Stream: "segment_values_reports", Endpoint: "/api/segment-values-reports",
-			Type: "segment-values-report", Scope: "segments:read", Statistics: segmentStatistics(),
-			Identity:  []string{"segment_id"},
-			DataSince: time.Date(2023, 6, 1, 0, 0, 0, 0, time.UTC), Daily: dailyQuota, Budget: reportBudget()}
-		if series {
-			k.Name, k.Stream, k.Endpoint, k.Type, k.Series = "segment_series", "segment_series_reports", "/api/segment-series-reports", "segment-series-report", true
-		}
-		return k
+		return reporting("segment", series, Kind{Scope: "segments:read", Statistics: segmentStatistics(),
+			Identity: []string{"segment_id"}, DataSince: time.Date(2023, 6, 1, 0, 0, 0, 0, time.UTC)})
 	}
+	campaign := reporting("campaign", false, Kind{Scope: "campaigns:read", Messages: true, BySendDate: true,
+		Statistics: messageStatistics(),
+		GroupBy: []string{"campaign_id", "campaign_message_id", "campaign_message_name", "group", "group_name",
+			"send_channel", "tag_id", "tag_name", "text_message_format", "variation", "variation_name"},
+		GroupByDefault:  []string{"campaign_id", "campaign_message_id", "send_channel"},
+		GroupByRequired: []string{"campaign_id", "campaign_message_id"},
+		Labels: map[string]string{"campaign_message_name": "campaign_message_id", "group_name": "group",
+			"tag_name": "tag_id", "variation_name": "variation"}})
 	return []Kind{
-		{Name: "campaign_values", Stream: "campaign_values_reports", Endpoint: "/api/campaign-values-reports",
-			Type: "campaign-values-report", Scope: "campaigns:read", Messages: true, BySendDate: true,
-			Statistics: messageStatistics(), GroupBy: campaignGroups,
-			GroupByDefault:  []string{"campaign_id", "campaign_message_id", "send_channel"},
-			GroupByRequired: []string{"campaign_id", "campaign_message_id"},
-			Labels: map[string]string{"campaign_message_name": "campaign_message_id", "group_name": "group",
-				"tag_name": "tag_id", "variation_name": "variation"},
-			Daily: dailyQuota, Budget: reportBudget()},
-		flow(false), flow(true), form(false), form(true), segment(false), segment(true),
+		campaign, flow(false), flow(true), form(false), form(true), segment(false), segment(true),
 		{Name: "metric_aggregates", Stream: "metric_aggregates", Endpoint: "/api/metric-aggregates",
 			Type: "metric-aggregate", Scope: "metrics:read", Aggregate: true, Statistics: measurements(),
 			GroupBy: aggregateDimensions(), Budget: klaviyo.Budget{Burst: 3, PerMinute: 60}},

@@ -297,8 +297,8 @@ func (def Definition) request(sp span, key, conv, part, unit string, loc *time.L
 	if err != nil {
 		return Request{}, fmt.Errorf("encoding a request of report stream %s: %w", def.Name, err)
 	}
-	req.PostRequest = klaviyo.PostRequest{Endpoint: def.Kind.Endpoint, Budget: def.Kind.Budget,
-		Scopes: []string{def.Kind.Scope}, Body: raw}
+	req.PostRequest = klaviyo.PostRequest{Body: raw, Request: klaviyo.Request{Endpoint: def.Kind.Endpoint,
+		Budget: def.Kind.Budget, Scopes: []string{def.Kind.Scope}}}
 	return req, nil
 }
 
