@@ -28,7 +28,7 @@ func TestBackfillCostOfTheDefaults(t *testing.T) {
 	acct, err := Discover(context.Background(), c, true)
 	require.NoError(t, err)
 
-	type cost struct{ planned, sent, rows int }
+	type cost struct{ planned, sent, rows, stateBytes int }
 	run := func(states map[string]State) (map[string]cost, map[string]State) {
 		led := NewLedger(s.Now(), 1)
 		for _, st := range states {
@@ -46,7 +46,7 @@ func TestBackfillCostOfTheDefaults(t *testing.T) {
 			if def.Kind.Daily == 0 {
 				sent = pagesIn(sink.logs)
 			}
-			out[def.Name] = cost{planned: len(p.Requests), sent: sent, rows: len(sink.rows)}
+			out[def.Name] = cost{planned: len(p.Requests), sent: sent, rows: len(sink.rows), stateBytes: len(sink.states[len(sink.states)-1])}
 		}
 		return out, next
 	}
@@ -55,11 +55,11 @@ func TestBackfillCostOfTheDefaults(t *testing.T) {
 	daily, _ := run(states)
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "| stream | backfill requests (planned) | rows | next day's requests |\n|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| stream | backfill requests (planned) | rows | next day's requests | rows written | state bytes |\n|---|---|---|---|---|---|\n")
 	total, totalDaily, busiest := 0, 0, 0
 	for _, def := range defs {
 		bf, d := backfill[def.Name], daily[def.Name]
-		fmt.Fprintf(&b, "| %s | %d (%d) | %d | %d |\n", def.Name, bf.sent, bf.planned, bf.rows, d.sent)
+		fmt.Fprintf(&b, "| %s | %d (%d) | %d | %d | %d | %d |\n", def.Name, bf.sent, bf.planned, bf.rows, d.sent, d.rows, d.stateBytes)
 		if def.Kind.Daily > 0 {
 			total += bf.sent
 			totalDaily += d.sent

@@ -279,6 +279,10 @@ func TestPlanNotesAndEdgeCases(t *testing.T) {
 	assert.Empty(t, none.Requests)
 	assert.Contains(t, none.Notes[0], "the account has no metric yet")
 
+	future, err := d.Plan(State{Definition: p.digest, FinalTo: map[string]time.Time{"": planNow.AddDate(5, 0, 0)}}, planNow, acct, NewLedger(planNow, 1))
+	require.NoError(t, err)
+	assert.Empty(t, future.Requests, "a state from the future has nothing due")
+
 	_, err = d.Plan(State{}, planNow, Account{}, NewLedger(planNow, 1))
 	assert.ErrorContains(t, err, "the account's timezone is unknown")
 
