@@ -67,28 +67,13 @@ func (def Definition) Plan(prev State, now time.Time, acct Account, ledger *Ledg
 	n := now.In(loc).Truncate(time.Second)
 	p := &Plan{Definition: def, loc: loc, ledger: ledger}
 
-	conv := def.ConversionMetricID
-	if def.Kind.Messages && conv == "" {
-		m, why, ok := ChooseConversionMetric(acct.Metrics)
-		if !ok {
-			p.Notes = append(p.Notes, def.Name+": the account has no metric yet, so no campaign or flow has conversions to report; nothing to read")
-			p.prev = carryQuota(prev)
-			return p, nil
-		}
-		conv = m.ID
-		p.Notes = append(p.Notes, fmt.Sprintf("%s: conversion metric %s (%s): %s; set report_conversion_metric_id to choose another",
-			def.Name, m.Name, m.ID, why))
+	conv, note, ok := def.conversionMetric(acct)
+	if note != "" {
+		p.Notes = append(p.Notes, note)
 	}
-	parts := []string{""}
-	if def.Kind.Aggregate {
-		parts = []string{def.MetricID}
-		if def.MetricID == "" {
-			parts = nil
-			for _, m := range acct.Metrics {
-				parts = append(parts, m.ID)
-			}
-			slices.Sort(parts)
-		}
+	if !ok {
+		p.prev = carryQuota(prev)
+		return p, nil
 	}
 	p.digest = def.digest(conv)
 	p.prev = prev
@@ -100,53 +85,20 @@ func (def Definition) Plan(prev State, now time.Time, acct Account, ledger *Ledg
 		p.Notes = append(p.Notes, fmt.Sprintf("%s: the account's timezone changed from %s to %s, so days are cut anew and read again from the history start", def.Name, prev.Timezone, loc.String()))
 		p.prev = carryQuota(prev)
 	}
-
-	unit := def.unit()
-	limit := func(s time.Time) time.Time { return def.Kind.maxEnd(def.Interval, s) }
-	if def.Period != "" && def.Timeframe == nil {
-		limit = func(s time.Time) time.Time { return nextUnit(unit, s) }
-	}
-	if def.Timeframe != nil {
-		spans, named := def.snapshotSpans(n, unit, limit)
-		for _, part := range parts {
-			for _, sp := range spans {
-				req, err := def.request(sp, named, conv, part, unit, loc)
-				if err != nil {
-					return nil, err
-				}
-				p.Requests = append(p.Requests, req)
+	for _, part := range def.parts(acct) {
+		spans := p.spans(part, n)
+		for i, sp := range spans.windows {
+			req, err := def.request(sp, spans.key, conv, part, loc)
+			if err != nil {
+				return nil, err
 			}
-		}
-	} else {
-		h := def.historyStart(n, unit)
-		p.FinalBoundary = floorUnit(unit, floorUnit(unitDay, n).AddDate(0, 0, -def.LookbackDays))
-		if p.FinalBoundary.Before(h) {
-			p.FinalBoundary = h
-		}
-		for _, part := range parts {
-			// From the cursor, or from the final boundary when the cursor is past it (a longer lookback than
-			// before): every sync reads at least the lookback again.
-			start := h
-			if c, ok := p.prev.FinalTo[part]; ok {
-				if c.After(n) {
-					// A cursor no sync could have written (rule 4: a cursor never passes its sync): nothing is
-					// due, as Airbyte's acceptance tests expect of a state from the future.
-					p.Notes = append(p.Notes, fmt.Sprintf("%s: the state's cursor %s is after the sync; nothing to read", def.Name, c.Format(time.RFC3339)))
-					continue
-				}
-				start = maxTime(h, minTime(floorUnit(unit, c.In(loc)), p.FinalBoundary))
-			}
-			for i, sp := range split(unit, start, n, limit) {
-				req, err := def.request(sp, "", conv, part, unit, loc)
-				if err != nil {
-					return nil, err
-				}
+			if def.Incremental() {
 				req.Final = !sp.To.After(p.FinalBoundary)
 				if pd := p.prev.Pending; i == 0 && pd != nil && pd.Part == part && pd.From.Equal(sp.From) && pd.To.Equal(sp.To) {
 					req.URL, req.Resumed = pd.Next, true
 				}
-				p.Requests = append(p.Requests, req)
 			}
+			p.Requests = append(p.Requests, req)
 		}
 	}
 	p.Fits, p.Left = len(p.Requests), -1
@@ -158,6 +110,75 @@ func (def Definition) Plan(prev State, now time.Time, acct Account, ledger *Ledg
 		}
 	}
 	return p, nil
+}
+
+// conversionMetric is the conversion metric of a campaign or flow report: the definition's, or the one
+// ChooseConversionMetric picks, with a note saying which and why. ok is false when there is none to pick (an
+// account without metrics has no conversions to report).
+func (def Definition) conversionMetric(acct Account) (id, note string, ok bool) {
+	if !def.Kind.Messages || def.ConversionMetricID != "" {
+		return def.ConversionMetricID, "", true
+	}
+	m, why, ok := ChooseConversionMetric(acct.Metrics)
+	if !ok {
+		return "", def.Name + ": the account has no metric yet, so no campaign or flow has conversions to report; nothing to read", false
+	}
+	return m.ID, fmt.Sprintf("%s: conversion metric %s (%s): %s; set report_conversion_metric_id to choose another",
+		def.Name, m.Name, m.ID, why), true
+}
+
+// parts are the cursors of a stream: one ("") for a Reporting API report, one per metric for metric aggregates
+// (every metric of the account, by id, for the default stream).
+func (def Definition) parts(acct Account) []string {
+	if !def.Kind.Aggregate {
+		return []string{""}
+	}
+	if def.MetricID != "" {
+		return []string{def.MetricID}
+	}
+	var ids []string
+	for _, m := range acct.Metrics {
+		ids = append(ids, m.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// planned are the windows of one part, and the named timeframe they are sent as ("" for custom timeframes).
+type planned struct {
+	windows []span
+	key     string
+}
+
+// spans cuts the windows of one part at the sync's moment n: a snapshot's timeframe, or for an incremental
+// report the days from the part's cursor (its history start on a first sync) up to n. It also sets the final
+// boundary.
+func (p *Plan) spans(part string, n time.Time) planned {
+	def := p.Definition
+	unit := def.unit()
+	limit := func(s time.Time) time.Time { return def.Kind.maxEnd(def.Interval, s) }
+	if def.Period != "" && def.Timeframe == nil {
+		limit = func(s time.Time) time.Time { return nextUnit(unit, s) }
+	}
+	if def.Timeframe != nil {
+		windows, key := def.snapshotSpans(n, unit, limit)
+		return planned{windows: windows, key: key}
+	}
+	h := def.historyStart(n, unit)
+	p.FinalBoundary = maxTime(h, floorUnit(unit, floorUnit(unitDay, n).AddDate(0, 0, -def.LookbackDays)))
+	// From the cursor, or from the final boundary when the cursor is past it (a longer lookback than before):
+	// every sync reads at least the lookback again.
+	start := h
+	if c, ok := p.prev.FinalTo[part]; ok {
+		if c.After(n) {
+			// A cursor no sync could have written (a cursor never passes its sync): nothing is due, as Airbyte's
+			// acceptance tests expect of a state from the future.
+			p.Notes = append(p.Notes, fmt.Sprintf("%s: the state's cursor %s is after the sync; nothing to read", def.Name, c.Format(time.RFC3339)))
+			return planned{}
+		}
+		start = maxTime(h, minTime(floorUnit(unit, c.In(n.Location())), p.FinalBoundary))
+	}
+	return planned{windows: split(unit, start, n, limit)}
 }
 
 // carryQuota is a fresh state that keeps only what was spent of today's quota: spent requests stay spent.
@@ -269,10 +290,10 @@ func aggregateTimezone(loc *time.Location) string {
 }
 
 // request builds the request reading one window: every statistic, every entity, the definition's groupings.
-func (def Definition) request(sp span, key, conv, part, unit string, loc *time.Location) (Request, error) {
+func (def Definition) request(sp span, key, conv, part string, loc *time.Location) (Request, error) {
 	req := Request{Part: part, From: sp.From, To: sp.To, ConversionMetricID: conv, MetricID: part}
 	if def.Period != "" && def.Timeframe == nil {
-		req.PeriodEnd = nextUnit(unit, sp.From)
+		req.PeriodEnd = nextUnit(def.Period, sp.From)
 	}
 	var body any
 	if def.Kind.Aggregate {

@@ -96,20 +96,26 @@ func (r *reader) read(ctx context.Context, req *Request) error {
 			r.p.ledger.adjust(ep, attempts-1)
 			r.st.Quota.Used += attempts
 		}
+		var ke *klaviyo.Error
+		if errors.As(err, &ke) && ke.Kind == klaviyo.KindBadRequest && req.Resumed && page == 0 {
+			// Klaviyo no longer takes the saved cursor: read the window whole; the rows written before are
+			// in the state's fingerprints and are skipped.
+			r.out.Log("WARN", fmt.Sprintf("%s: Klaviyo refused the saved page cursor (%s); reading the window from its first page", def.Name, ke.Detail))
+			req.Resumed, url, page = false, "", -1
+			continue
+		}
+		if err == nil && len(doc.Data) != 1 {
+			err = fmt.Errorf("reading %s for stream %s: the answer holds %d report objects, not one", ep, def.Name, len(doc.Data))
+		}
+		var rows [][]byte
+		if err == nil {
+			r.pages++
+			rows, err = def.Rows(*req, doc.Data[0].Attributes)
+		}
 		if err != nil {
-			var ke *klaviyo.Error
-			if errors.As(err, &ke) && ke.Kind == klaviyo.KindRateLimited {
+			if ke != nil && ke.Kind == klaviyo.KindRateLimited {
 				r.p.ledger.close(ep, ke.RetryAt)
 			}
-			r.cutShort(req, url, page, windowSeen)
-			return err
-		}
-		r.pages++
-		if len(doc.Data) != 1 {
-			return fmt.Errorf("reading %s for stream %s: the answer holds %d report objects, not one", ep, def.Name, len(doc.Data))
-		}
-		rows, err := def.Rows(*req, doc.Data[0].Attributes)
-		if err != nil {
 			r.cutShort(req, url, page, windowSeen)
 			return err
 		}
@@ -129,6 +135,7 @@ func (r *reader) read(ctx context.Context, req *Request) error {
 			break
 		}
 		if doc.Next == url {
+			r.cutShort(req, "", 0, windowSeen) // no page to resume at: the window is read whole next time
 			return fmt.Errorf("reading %s for stream %s: links.next repeats the page just read", ep, def.Name)
 		}
 		url = doc.Next

@@ -287,6 +287,31 @@ func TestAWindowCutShortResumesAtItsNextPage(t *testing.T) {
 	first := decodeRow(t, sink2.rows[0])
 	assert.Equal(t, "d", first["segment_id"])
 	assert.Equal(t, "2024-01-01T00:00:00+01:00", first["period_start"])
+
+	// Had Klaviyo refused the saved cursor, the window is read from its first page, and only d is new.
+	refused := false
+	refusing := &fakePoster{answer: func(req klaviyo.PostRequest) (*klaviyo.Document, error) {
+		if req.URL == "https://k/p3" && !refused {
+			refused = true // the saved cursor has expired; the ones of a fresh read are good
+			return nil, &klaviyo.Error{Kind: klaviyo.KindBadRequest, Status: 400, Endpoint: req.Endpoint, Detail: "Invalid page cursor."}
+		}
+		return pages(req)
+	}}
+	p3, err := def.Plan(st, next, acct, NewLedger(next, 1))
+	require.NoError(t, err)
+	sink3 := &memSink{}
+	require.NoError(t, p3.Read(context.Background(), refusing, sink3))
+	assert.Equal(t, []string{"https://k/p3", "", "https://k/p2", "https://k/p3"}, urls(refusing.got[:4]))
+	assert.Equal(t, "d", decodeRow(t, sink3.rows[0])["segment_id"], "a, b and c were written before")
+	assert.Contains(t, sink3.logs, "WARN r: Klaviyo refused the saved page cursor (Invalid page cursor.); reading the window from its first page")
+}
+
+func urls(reqs []klaviyo.PostRequest) []string {
+	var out []string
+	for _, r := range reqs {
+		out = append(out, r.URL)
+	}
+	return out
 }
 
 // TestAWindowReadAgainWholeSkipsWhatWasWritten: when the cut window cannot resume (its links.next is refused),
