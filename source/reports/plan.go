@@ -231,6 +231,7 @@ func (def Definition) snapshotSpans(now time.Time, unit string, limit func(time.
 	} else {
 		whole.From, _ = parseWall(tf.Start, now.Location())
 		whole.To, _ = parseWall(tf.End, now.Location())
+		whole.To = minTime(whole.To, now) // nothing has happened after the sync
 	}
 	return split(unit, whole.From, whole.To, limit), ""
 }
