@@ -66,7 +66,7 @@ type Config struct {
 	Rand func() float64
 }
 
-// Request is one GET of a Klaviyo endpoint.
+// Request is one GET of a Klaviyo endpoint; a PostRequest wraps one for a POST query.
 type Request struct {
 	// Endpoint is the path template, e.g. /api/lists/{id}/profiles. It keys the rate budget shared by every
 	// caller of the endpoint and names the endpoint in errors.
@@ -82,6 +82,12 @@ type Request struct {
 	// URL, when set (a links.next), is used instead of Path and Query. It must be on BaseURL's scheme and host:
 	// the API key is never sent anywhere else.
 	URL string
+
+	// body, when set, makes the request a POST of this JSON:API document (PostRequest); every page of it,
+	// links.next included, is POSTed with the same body.
+	body []byte
+	// sent, when set, is called once per HTTP attempt, so a caller can count what a daily quota counts.
+	sent func()
 }
 
 // Client reads Klaviyo's API: auth and revision headers, JSON:API pages, per-endpoint rate budgets and retries.
@@ -236,6 +242,9 @@ func (c *Client) getHeld(ctx context.Context, req Request) (*Document, func(), e
 			return nil, nil, err
 		}
 		sentAt := c.now()
+		if req.sent != nil {
+			req.sent()
+		}
 		doc, release, out := c.attempt(ctx, req, target)
 		<-c.sem
 		if c.cfg.Observe != nil {
@@ -339,7 +348,7 @@ func (c *Client) Pages(ctx context.Context, req Request) iter.Seq2[*Document, er
 
 // stopped wraps the caller's context error so errors.Is(err, context.Canceled) holds.
 func (c *Client) stopped(req Request, err error) error {
-	return fmt.Errorf("klaviyo: GET %s stopped: %w", req.Endpoint, err)
+	return fmt.Errorf("klaviyo: %s %s stopped: %w", req.method(), req.Endpoint, err)
 }
 
 // target builds the URL of a request. A links.next must stay on the configured scheme and host; a relative one
@@ -517,7 +526,11 @@ func (c *Client) attempt(ctx context.Context, req Request, target string) (*Docu
 		}
 		return transportReason(err)
 	}
-	hreq, err := http.NewRequestWithContext(actx, http.MethodGet, target, nil)
+	var payload io.Reader
+	if req.body != nil {
+		payload = bytes.NewReader(req.body)
+	}
+	hreq, err := http.NewRequestWithContext(actx, req.method(), target, payload)
 	if err != nil {
 		return nil, nil, &outcome{final: &Error{Kind: KindBadRequest, Endpoint: req.Endpoint, Scopes: req.Scopes,
 			Detail: "the request URL is invalid", Err: c.mask.Err(err)}}
@@ -526,6 +539,9 @@ func (c *Client) attempt(ctx context.Context, req Request, target string) (*Docu
 	hreq.Header.Set("revision", Revision)
 	hreq.Header.Set("Accept", "application/vnd.api+json")
 	hreq.Header.Set("User-Agent", c.cfg.UserAgent)
+	if req.body != nil {
+		hreq.Header.Set("Content-Type", "application/vnd.api+json")
+	}
 	c.stats.requests.Add(1)
 	resp, err := c.http.Do(hreq)
 	if err != nil {
@@ -561,7 +577,11 @@ func (c *Client) attempt(ctx context.Context, req Request, target string) (*Docu
 			// The connection broke or stalled mid-body: the server's answer was fine, the transport was not.
 			return nil, nil, &outcome{reason: reasonOf(err), err: c.mask.Err(err)}
 		}
-		doc, err := decodeBytes(buf.Bytes())
+		decode := decodeBytes
+		if req.body != nil {
+			decode = decodeReport
+		}
+		doc, err := decode(buf.Bytes())
 		if err != nil {
 			release()
 			return nil, nil, &outcome{reason: reasonBody, err: c.mask.Err(err)}
