@@ -144,3 +144,34 @@ func TestReadmeInstallsArePinned(t *testing.T) {
 func normalPin(pin string) string {
 	return strings.ReplaceAll(strings.ToLower(pin), "_", "-")
 }
+
+// TestReadmeSaysWhatCanDisappearPerStream: the README's table of rows that disappear names every stream once, in
+// the stream table's order, and says "its only mode" exactly for the streams that have no incremental mode.
+func TestReadmeSaysWhatCanDisappearPerStream(t *testing.T) {
+	raw, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	_, block, ok := strings.Cut(string(raw), "<!-- removals:start -->")
+	require.True(t, ok, "the README has a removals table")
+	block, _, ok = strings.Cut(block, "<!-- removals:end -->")
+	require.True(t, ok)
+	var names []string
+	for _, line := range strings.Split(block, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		cells := strings.Split(line, "|")
+		name := strings.Trim(strings.TrimSpace(cells[1]), "`")
+		names = append(names, name)
+		s, ok := catalog.Lookup(name)
+		require.True(t, ok, "%s is not a stream", name)
+		onlyFull := strings.Contains(line, "its only mode")
+		if onlyFull {
+			require.Nil(t, s.Cursor, "%s has an incremental mode, so full refresh is not its only one", name)
+		}
+	}
+	var want []string
+	for _, s := range catalog.Streams() {
+		want = append(want, s.Name)
+	}
+	require.Equal(t, want, names)
+}

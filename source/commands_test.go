@@ -95,7 +95,7 @@ func TestAboutAndVersion(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &about))
 		require.Equal(t, "tap-klaviyo", about.Name)
 		require.Equal(t, source.Version, about.Version)
-		require.ElementsMatch(t, []string{"about", "catalog", "discover", "state", "stream-maps", "schema-flattening"}, about.Capabilities)
+		require.ElementsMatch(t, []string{"about", "catalog", "discover", "state", "stream-maps", "schema-flattening", "activate-version"}, about.Capabilities)
 		require.Equal(t, true, about.Settings.Properties["api_key"]["secret"], "Meltano hides settings marked secret")
 		require.Equal(t, true, about.Settings.Properties["api_key"]["writeOnly"])
 		require.Nil(t, about.Settings.Properties["start_date"]["secret"])

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -141,10 +142,14 @@ type syncOutput struct {
 	logs     []string // Airbyte LOG messages as "LEVEL message"
 	messages int      // how many messages stdout held
 	schemas  map[string]protocol.SingerSchema
+	// versions and activations are the Singer record versions and ACTIVATE_VERSION messages of versioned
+	// (full-table) streams.
+	versions, activations map[string]int64
 }
 
 func newSyncOutput() *syncOutput {
-	return &syncOutput{records: map[string][]record{}, statuses: map[string][]string{}, schemas: map[string]protocol.SingerSchema{}}
+	return &syncOutput{records: map[string][]record{}, statuses: map[string][]string{}, schemas: map[string]protocol.SingerSchema{},
+		versions: map[string]int64{}, activations: map[string]int64{}}
 }
 
 // parseAirbyte reads an Airbyte sync's stdout with the protocol parser, which fails on any line that is not one
@@ -207,8 +212,23 @@ func parseSinger(t *testing.T, stdout string) *syncOutput {
 			require.False(t, dup, "SCHEMA of %s written twice", m.Schema.Stream)
 			o.schemas[m.Schema.Stream] = *m.Schema
 		case "RECORD":
-			o.records[m.Record.Stream] = append(o.records[m.Record.Stream], record{line: string(m.Raw), data: m.Record.RawRecord})
+			line := string(m.Raw)
+			if v := m.Record.Version; v != nil {
+				// Full-table streams are versioned (activate-version, issue 14): the line is compared with the
+				// release's without its version, which must be the one its ACTIVATE_VERSION announces at the end.
+				_, announced := o.activations[m.Record.Stream]
+				require.False(t, announced, "a RECORD of %s after its ACTIVATE_VERSION", m.Record.Stream)
+				line = strings.Replace(line, fmt.Sprintf(`,"version":%d`, *v), "", 1)
+				o.versions[m.Record.Stream] = *v
+			}
+			o.records[m.Record.Stream] = append(o.records[m.Record.Stream], record{line: line, data: m.Record.RawRecord})
 			records++
+		case "ACTIVATE_VERSION":
+			a := m.ActivateVersion
+			if v, ok := o.versions[a.Stream]; ok {
+				require.Equal(t, v, a.Version, "ACTIVATE_VERSION of %s names the version its records carry", a.Stream)
+			}
+			o.activations[a.Stream] = a.Version
 		case "STATE":
 			require.NotNil(t, m.State.Bookmarks, "a Singer STATE has bookmarks: %s", m.Raw)
 			bookmarks := map[string]json.RawMessage{}

@@ -70,7 +70,16 @@ func cmdSingerSync(ctx context.Context, env Env, a args) int {
 	if warning != "" {
 		fmt.Fprintln(env.Stderr, "WARNING", warning)
 	}
-	infos, err := run.SingerStreamInfos(sels, singerStreamInfo)
+	// Full-table streams are versioned (the SDK's activate-version): the sync's start in milliseconds grows from
+	// one sync to the next, so a target drops the rows an earlier sync wrote that this one no longer found.
+	version := env.Now().UnixMilli()
+	infos, err := run.SingerStreamInfos(sels, func(sel catalog.Selection) (emit.StreamInfo, error) {
+		info, err := singerStreamInfo(sel)
+		if !sel.Incremental || sel.Stream.Cursor == nil {
+			info.Version = version
+		}
+		return info, err
+	})
 	if err != nil {
 		return failSinger(env, secrets, err)
 	}
@@ -134,7 +143,7 @@ func cmdAbout(env Env, a args) int {
 		"name":         "tap-klaviyo",
 		"description":  "Klaviyo source (source-klaviyo): every Klaviyo stream, incremental, rate-budgeted, for Singer and Airbyte.",
 		"version":      Version,
-		"capabilities": []string{"about", "catalog", "discover", "state", "stream-maps", "schema-flattening"},
+		"capabilities": []string{"about", "catalog", "discover", "state", "stream-maps", "schema-flattening", "activate-version"},
 		"settings":     settings,
 	}
 	switch a.format {

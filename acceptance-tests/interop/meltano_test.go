@@ -38,7 +38,7 @@ func meltanoProject(t *testing.T, sb *sandbox) string {
 	tap, _ := extractors[0].(map[string]any)
 	require.Equal(t, "tap-klaviyo", tap["name"])
 	require.Equal(t, "bin/source-klaviyo", tap["executable"], "the executable must work from the repo root after make build")
-	require.ElementsMatch(t, []any{"about", "catalog", "discover", "state"}, tap["capabilities"])
+	require.ElementsMatch(t, []any{"about", "catalog", "discover", "state", "stream-maps", "schema-flattening", "activate-version"}, tap["capabilities"])
 	requireSensitiveAPIKey(t, tap)
 	requireAboutAgrees(t, tap)
 

@@ -73,6 +73,10 @@ type StreamInfo struct {
 	Schema             json.RawMessage
 	KeyProperties      []string
 	BookmarkProperties []string // the cursor field, or empty for full-table streams
+	// Version, when not zero, makes a full-table stream versioned, the Singer SDK's activate-version: every RECORD
+	// carries it, and when the stream completes an ACTIVATE_VERSION message tells the target that rows of older
+	// versions are gone at the source (a member who left a list), so a target that supports it deletes them.
+	Version int64
 }
 
 // Writer is what the sync engine talks to. Implementations are safe for concurrent use. Records are buffered;

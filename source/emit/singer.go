@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -42,6 +43,10 @@ type singerStream struct {
 	schemaErr    error // the schema could not be encoded; reported when the stream is first used
 	announced    bool  // SCHEMA has been written
 	recordPrefix []byte
+	// versionSuffix is `,"version":N` for a versioned stream, written after each record's data; activateLine is
+	// its ACTIVATE_VERSION message.
+	versionSuffix []byte
+	activateLine  []byte
 }
 
 // singerSchema is the SCHEMA message. key_properties is required even when empty, so it has no omitempty.
@@ -111,6 +116,11 @@ func newSingerStream(info StreamInfo) *singerStream {
 		return st
 	}
 	st.schemaLine = append(b, '\n')
+	if info.Version != 0 {
+		st.versionSuffix = strconv.AppendInt([]byte(`,"version":`), info.Version, 10)
+		st.activateLine = append(append([]byte(`{"type":"ACTIVATE_VERSION","stream":`), q...), `,"version":`...)
+		st.activateLine = append(strconv.AppendInt(st.activateLine, info.Version, 10), "}\n"...)
+	}
 	return st
 }
 
@@ -152,6 +162,7 @@ func (s *Singer) Record(stream string, data []byte) error {
 	}
 	_, _ = s.w.Write(st.recordPrefix)
 	_, _ = s.w.Write(data)
+	_, _ = s.w.Write(st.versionSuffix)
 	if _, err := s.w.Write(s.stamp); err != nil { // bufio errors are sticky: the last write reports any failure
 		return fmt.Errorf("write record of stream %q: %w", stream, err)
 	}
@@ -200,10 +211,18 @@ func (s *Singer) State(stream string, state json.RawMessage) error {
 	return s.flush()
 }
 
-// StreamStatus logs a stream's progress on stderr; Singer has no status message.
+// StreamStatus logs a stream's progress on stderr; Singer has no status message. A versioned stream that
+// completes writes its ACTIVATE_VERSION on stdout, after all its records (announcing the stream first if it had
+// none, so a target learns that every row is gone); one that did not complete writes none, since its version holds
+// only part of the rows.
 func (s *Singer) StreamStatus(stream string, st Status, rateLimitedUntil time.Time) error {
 	if !st.valid() {
 		return fmt.Errorf("stream status %q of stream %q is not one of STARTED, RUNNING, COMPLETE, INCOMPLETE", st, stream)
+	}
+	if st == Complete {
+		if err := s.activate(stream); err != nil {
+			return err
+		}
 	}
 	msg := "stream " + stream + " " + string(st)
 	if !rateLimitedUntil.IsZero() {
@@ -251,6 +270,23 @@ func (s *Singer) metric(kind, name string, value float64, tags map[string]any) e
 		return fmt.Errorf("encode metric %s: %w", name, err)
 	}
 	return s.logLine("INFO", "METRIC: "+string(b))
+}
+
+// activate writes a versioned stream's ACTIVATE_VERSION.
+func (s *Singer) activate(stream string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if info, ok := s.streams[stream]; !ok || info.activateLine == nil {
+		return nil
+	}
+	ss, err := s.announce(stream)
+	if err != nil {
+		return err
+	}
+	if _, err := s.w.Write(ss.activateLine); err != nil {
+		return fmt.Errorf("write ACTIVATE_VERSION of stream %q: %w", stream, err)
+	}
+	return s.flush()
 }
 
 // Log writes "LEVEL message" on stderr with secrets masked.

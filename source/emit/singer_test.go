@@ -123,3 +123,37 @@ func TestSingerReportsABadInitialBookmark(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `initial state: bookmark of stream "x"`)
 }
+
+// A versioned (full-table) stream: every RECORD carries the version, and completing the stream writes
+// ACTIVATE_VERSION after its records, announcing the stream first if it had none; a stream that did not complete
+// writes none.
+func TestSingerActivateVersion(t *testing.T) {
+	var out, stderr bytes.Buffer
+	schema := json.RawMessage(`{"type":"object","properties":{"id":{"type":"string"}}}`)
+	s := emit.NewSinger(&out, []emit.StreamInfo{
+		{Name: "members", Schema: schema, KeyProperties: []string{"id"}, Version: 1767323045678},
+		{Name: "empty", Schema: schema, KeyProperties: []string{"id"}, Version: 1767323045678},
+		{Name: "failed", Schema: schema, KeyProperties: []string{"id"}, Version: 1767323045678},
+		{Name: "events", Schema: schema, KeyProperties: []string{"id"}},
+	}, emit.SingerState{}, emit.Options{Now: fixedNow, Stderr: &stderr})
+	require.NoError(t, s.Record("members", []byte(`{"id":"a"}`)))
+	require.NoError(t, s.Record("events", []byte(`{"id":"e"}`)))
+	require.NoError(t, s.Record("failed", []byte(`{"id":"f"}`)))
+	require.NoError(t, s.StreamStatus("members", emit.Complete, time.Time{}))
+	require.NoError(t, s.StreamStatus("empty", emit.Complete, time.Time{}))
+	require.NoError(t, s.StreamStatus("failed", emit.Incomplete, time.Time{}))
+	require.NoError(t, s.StreamStatus("events", emit.Complete, time.Time{}))
+	require.NoError(t, s.Flush())
+	got := lines(out.String())
+	require.Equal(t, []string{
+		`{"type":"SCHEMA","stream":"members","schema":{"type":"object","properties":{"id":{"type":"string"}}},"key_properties":["id"]}`,
+		`{"type":"RECORD","stream":"members","record":{"id":"a"},"version":1767323045678,"time_extracted":"2026-01-02T03:04:05Z"}`,
+		`{"type":"SCHEMA","stream":"events","schema":{"type":"object","properties":{"id":{"type":"string"}}},"key_properties":["id"]}`,
+		`{"type":"RECORD","stream":"events","record":{"id":"e"},"time_extracted":"2026-01-02T03:04:05Z"}`,
+		`{"type":"SCHEMA","stream":"failed","schema":{"type":"object","properties":{"id":{"type":"string"}}},"key_properties":["id"]}`,
+		`{"type":"RECORD","stream":"failed","record":{"id":"f"},"version":1767323045678,"time_extracted":"2026-01-02T03:04:05Z"}`,
+		`{"type":"ACTIVATE_VERSION","stream":"members","version":1767323045678}`,
+		`{"type":"SCHEMA","stream":"empty","schema":{"type":"object","properties":{"id":{"type":"string"}}},"key_properties":["id"]}`,
+		`{"type":"ACTIVATE_VERSION","stream":"empty","version":1767323045678}`,
+	}, got)
+}
