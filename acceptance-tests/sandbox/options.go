@@ -24,6 +24,10 @@ type Options struct {
 	// as Klaviyo's asynchronous ingestion does, so a connector's lookback can be proven. Off by
 	// default: the clock then never adds history before its previous value.
 	LateEvents LateEvents
+	// Removals is how many existing list memberships, and as many segment memberships, every
+	// Advance removes. No endpoint lists what left, so a connector that must notice removals
+	// needs an account where members leave. 0 (the default) means members never leave.
+	Removals int
 }
 
 // LateEvents configures the events an Advance creates in the past. Klaviyo accepts any past

@@ -248,7 +248,7 @@ func (c *rctx) memberSource(kind string, l int64, idsOnly bool) source {
 	rng := rangeFor(c.q.predsOn("joined_group_at"))
 	setMin(&rng.hi, w.now)
 	seq := &monoSeq{n: p.total(), key: func(i int64) int64 { return p.created(i) + delay }, gidx: identity,
-		skip: func(i int64) bool { return !w.memberOf(kind, l, i) }}
+		skip: func(i int64) bool { return !w.isMember(kind, l, i) }}
 	render := func(i int64) *record {
 		if idsOnly {
 			return &record{Type: "profile", ID: w.profileID(i), Coll: "profiles", idx: i}

@@ -25,9 +25,13 @@ type world struct {
 	epochs []epoch
 	pops   map[string]*population
 	base   string // server base URL, for links
-	// late and lateIdx are the opt-in late events (late.go), empty when the option is off.
-	late    LateEvents
-	lateIdx []ovr
+	// late and lateIdx are the opt-in late events (late.go); removals, removed and removedLog the
+	// opt-in membership removals (removals.go). All are empty when the options are off.
+	late       LateEvents
+	lateIdx    []ovr
+	removals   int
+	removed    map[membership]int64
+	removedLog []removal
 }
 
 // population is the index space of one kind: base records spread over [start-span, start), then
@@ -217,7 +221,7 @@ func futureEvents(total int64) int64 {
 func newWorld(opts Options, base string) *world {
 	sc := opts.Scale
 	w := &world{seed: uint64(opts.Seed), sc: sc, start: opts.Now.Unix(), now: opts.Now.Unix(), base: base, pops: map[string]*population{},
-		late: opts.LateEvents}
+		late: opts.LateEvents, removals: opts.Removals}
 	st := w.start
 	add := func(kind string, n int, span, updSpan int64, updFrac float64) {
 		w.pops[kind] = newPopulation(mix(w.seed, hashString(kind)), int64(n), span, updSpan, updFrac, st)
@@ -263,6 +267,9 @@ func (w *world) advance(d time.Duration) *world {
 		n.pops[k] = p.advance(e, len(w.epochs))
 	}
 	n.lateIdx = n.advanceLate(w.lateIdx, len(w.epochs))
+	if adds := w.pickRemovals(e, len(w.epochs)); len(adds) > 0 {
+		n.removed, n.removedLog = w.withRemovals(adds)
+	}
 	return &n
 }
 
