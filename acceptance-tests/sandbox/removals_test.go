@@ -1,6 +1,9 @@
 package sandbox
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"testing"
@@ -174,4 +177,37 @@ func TestRemovalsMustNotBeNegative(t *testing.T) {
 		_ = s.Close()
 	}
 	assert.Error(t, err)
+}
+
+// The binary's users see the same through the admin surface.
+func TestAdminLateEventsAndRemovals(t *testing.T) {
+	s := startSmall(t, func(o *Options) { o.LateEvents = LateEvents{PerAdvance: 2}; o.Removals = 1 })
+	admin := func(method, path string, v any) int {
+		req, err := http.NewRequest(method, s.URL()+path, nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		if v != nil {
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(v))
+		}
+		return resp.StatusCode
+	}
+	require.Equal(t, 200, admin(http.MethodPost, "/_sandbox/advance?by=2h", nil))
+	var late []LateEvent
+	require.Equal(t, 200, admin(http.MethodGet, "/_sandbox/late-events", &late))
+	assert.Equal(t, s.LateEvents(), late)
+	require.Len(t, late, 2)
+
+	list := collectAll(t, s, "/api/lists")[1]["id"].(string)
+	profile := memberIDs(t, s, kList, list)[0]
+	q := "?group=" + url.QueryEscape(list) + "&profile=" + url.QueryEscape(profile)
+	assert.Equal(t, 405, admin(http.MethodGet, "/_sandbox/remove-member"+q, nil))
+	var removed []RemovedMember
+	require.Equal(t, 200, admin(http.MethodPost, "/_sandbox/remove-member"+q, &removed))
+	assert.Equal(t, 400, admin(http.MethodPost, "/_sandbox/remove-member"+q, nil), "no longer a member")
+	require.Equal(t, 200, admin(http.MethodGet, "/_sandbox/removed-members", &removed))
+	assert.Equal(t, s.RemovedMembers(), removed)
+	require.Len(t, removed, 3, "a list and a segment membership from the Advance, then the named one")
+	assert.Equal(t, RemovedMember{Kind: kList, GroupID: list, ProfileID: profile, At: s.Now()}, removed[2])
 }
