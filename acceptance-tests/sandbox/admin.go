@@ -11,7 +11,8 @@ import (
 	json "github.com/goccy/go-json"
 )
 
-// serveAdmin is the sandbox's own surface: clock, advance, count, resources, stats.
+// serveAdmin is the sandbox's own surface: clock, advance, count, resources, stats, and what the
+// opt-in late events and removals did (for tests driving the klaviyo-sandbox binary).
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	writeJSON := func(status int, v any) {
 		w.Header().Set("Content-Type", "application/json")
@@ -59,8 +60,23 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 	case "/_sandbox/stats":
 		writeJSON(200, s.Stats())
+	case "/_sandbox/late-events":
+		writeJSON(200, s.LateEvents())
+	case "/_sandbox/removed-members":
+		writeJSON(200, s.RemovedMembers())
+	case "/_sandbox/remove-member":
+		if r.Method != http.MethodPost {
+			fail(405, errors.New("use POST"))
+			return
+		}
+		if err := s.RemoveMember(q.Get("group"), q.Get("profile")); err != nil {
+			fail(400, err)
+			return
+		}
+		writeJSON(200, s.RemovedMembers())
 	default:
-		keys := []string{"/_sandbox/clock", "/_sandbox/advance?by=24h", "/_sandbox/count?path=", "/_sandbox/resources?path=", "/_sandbox/stats"}
+		keys := []string{"/_sandbox/clock", "/_sandbox/advance?by=24h", "/_sandbox/count?path=", "/_sandbox/resources?path=", "/_sandbox/stats",
+			"/_sandbox/late-events", "/_sandbox/removed-members", "/_sandbox/remove-member?group=&profile="}
 		sort.Strings(keys)
 		writeJSON(404, map[string]any{"error": "unknown admin endpoint", "endpoints": keys})
 	}

@@ -7,8 +7,8 @@ import (
 )
 
 // Events are the ten-million-record kind: event i's datetime grows with i (base history, then
-// the records each Advance creates), plus a short tail of future-dated events that are merged in
-// by time. Nothing per event is stored.
+// the records each Advance creates), plus a short tail of future-dated events and, when enabled,
+// the late events (late.go), both merged in by time. Nothing per event is stored.
 
 const futureBase = int64(1) << 40
 
@@ -21,17 +21,37 @@ func (w *world) futureSec(j int64) int64 {
 }
 
 func (w *world) eventSec(g int64) int64 {
-	if g >= futureBase {
+	switch {
+	case g >= lateBase:
+		return w.lateSec(g - lateBase)
+	case g >= futureBase:
 		return w.futureSec(g - futureBase)
 	}
 	return w.pop(kEvent).created(g)
 }
 
 func (w *world) eventExists(g int64) bool {
-	if g >= futureBase {
+	switch {
+	case g >= lateBase:
+		return g-lateBase < w.lateCount()
+	case g >= futureBase:
 		return g-futureBase < w.futureCount()
 	}
 	return g >= 0 && g < w.pop(kEvent).total()
+}
+
+// eventSeqs are the ordered sequences every event listing merges by (datetime, index): the main
+// sequence first (eachEvent relies on it), then the future-dated events and the late ones.
+func (w *world) eventSeqs() []*monoSeq {
+	ev := w.pop(kEvent)
+	seqs := []*monoSeq{
+		{n: ev.total(), key: ev.created, gidx: identity},
+		{n: w.futureCount(), key: w.futureSec, gidx: func(j int64) int64 { return futureBase + j }},
+	}
+	if len(w.lateIdx) > 0 {
+		seqs = append(seqs, ovrSeq(w.lateIdx))
+	}
+	return seqs
 }
 
 func (w *world) eventID(g int64) string { return encID(w.pop(kEvent).salt, g, 10) }
@@ -59,10 +79,7 @@ func (w *world) eventProfile(g int64) int64 {
 // event's coordinates, never on a rendered body.
 func (c *rctx) eventSource() (source, *apiError) {
 	w := c.w
-	ev := w.pop(kEvent)
-	main := &monoSeq{n: ev.total(), key: ev.created, gidx: func(i int64) int64 { return i }}
-	fut := &monoSeq{n: w.futureCount(), key: w.futureSec, gidx: func(j int64) int64 { return futureBase + j }}
-	ms := &mergeSeqs{seqs: []*monoSeq{main, fut}, rng: rangeFor(c.q.predsOn("datetime", "timestamp"))}
+	ms := &mergeSeqs{seqs: w.eventSeqs(), rng: rangeFor(c.q.predsOn("datetime", "timestamp"))}
 	metric := int64(-1)
 	profile := int64(-1)
 	none := false
@@ -210,7 +227,7 @@ func (c *rctx) attribution(g int64, id string) *record {
 	rels := []relation{
 		{Name: "event", Refs: []ref{{Type: "event", ID: w.eventID(g)}}},
 	}
-	if g > 0 {
+	if g > 0 && w.eventExists(g-1) { // the first future or late event has no predecessor to credit
 		rels = append(rels, relation{Name: "attributed-event", Refs: []ref{{Type: "event", ID: w.eventID(g - 1)}}})
 	}
 	if t := w.attributionTarget(g); t.ok && t.campaign {

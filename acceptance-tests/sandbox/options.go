@@ -20,6 +20,67 @@ type Options struct {
 	// ReportPageSize is how many results a page of the paginated reports (campaign and flow
 	// reports) holds before links.next; 0 means 500. Tests lower it to exercise page_cursor.
 	ReportPageSize int
+	// LateEvents makes every Advance also create events dated before the clock it started from,
+	// as Klaviyo's asynchronous ingestion does, so a connector's lookback can be proven. Off by
+	// default: the clock then never adds history before its previous value.
+	LateEvents LateEvents
+	// Removals is how many existing list memberships, and as many segment memberships, every
+	// Advance removes. No endpoint lists what left, so a connector that must notice removals
+	// needs an account where members leave. 0 (the default) means members never leave.
+	Removals int
+}
+
+// LateEvents configures the events an Advance creates in the past. Klaviyo accepts any past
+// `time` and creates events asynchronously (delayed webhooks, batch imports), so an event can
+// become readable well after its datetime; a connector whose datetime cursor already passed that
+// moment misses it unless it re-reads a lookback window.
+type LateEvents struct {
+	// PerAdvance is how many late events each Advance creates; 0 switches the feature off.
+	PerAdvance int
+	// Window bounds how late they are: each is dated in [from-Window, from), from being the
+	// clock value the Advance started from. Whole seconds; 0 means 45 minutes.
+	Window time.Duration
+}
+
+// DefaultLateWindow is the Window of LateEvents left at zero.
+const DefaultLateWindow = 45 * time.Minute
+
+// normalize validates the options and fills the window, so the world can trust them.
+func (l LateEvents) normalize() (LateEvents, error) {
+	if l.PerAdvance < 0 || l.Window < 0 {
+		return LateEvents{}, fmt.Errorf("sandbox: late events %d per Advance within %s: want non-negative values", l.PerAdvance, l.Window)
+	}
+	if l.PerAdvance == 0 {
+		return LateEvents{}, nil
+	}
+	if l.Window == 0 {
+		l.Window = DefaultLateWindow
+	}
+	if l.Window = l.Window.Truncate(time.Second); l.Window < time.Second {
+		return LateEvents{}, fmt.Errorf("sandbox: late events window %s: want at least one second", l.Window)
+	}
+	return l, nil
+}
+
+// ParseLateEvents reads "N" or "N:WINDOW" (e.g. "5:45m"): N late events per Advance, dated up to
+// WINDOW (default 45m) before the clock the Advance started from. Empty, "0" or "off" means none.
+func ParseLateEvents(s string) (LateEvents, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "off" || s == "none" {
+		return LateEvents{}, nil
+	}
+	n, win, hasWin := strings.Cut(s, ":")
+	var l LateEvents
+	var err error
+	if l.PerAdvance, err = strconv.Atoi(n); err != nil || l.PerAdvance < 0 {
+		return LateEvents{}, fmt.Errorf("late events %q: want N or N:WINDOW with N a non-negative integer", s)
+	}
+	if hasWin {
+		if l.Window, err = time.ParseDuration(win); err != nil || l.Window < time.Second {
+			return LateEvents{}, fmt.Errorf("late events %q: want a window of at least 1s, such as 45m", s)
+		}
+	}
+	return l.normalize()
 }
 
 // Scale sets how many records of each kind exist when the clock starts. Zero fields take the

@@ -168,7 +168,7 @@ func (c *rctx) profile(i int64, variant int) *record {
 			rec.Rels[k].Data = true
 			rec.Rels[k].Refs = []ref{}
 			for l := int64(0); l < w.total(kind); l++ {
-				if w.memberOf(kind, l, i) && w.joinedAt(kind, l, i) <= w.now {
+				if w.isMember(kind, l, i) && w.joinedAt(kind, l, i) <= w.now {
 					id := w.listID(l)
 					if kind == kSegment {
 						id = w.segmentID(l)
@@ -353,7 +353,8 @@ func (w *world) predictive(i int64, pc profileCore) map[string]any {
 }
 
 // Membership: profile i belongs to list (or segment) l with a per-group probability; it joined
-// a fixed delay after it was created, so joined_group_at grows with the index.
+// a fixed delay after it was created, so joined_group_at grows with the index. memberOf is the
+// draw; isMember (removals.go) also leaves out the members removed since.
 func (w *world) memberOf(kind string, l, i int64) bool {
 	salt := w.pop(kind).salt
 	pct := 5 + mix(salt, uint64(l), 0x9e)%55

@@ -251,30 +251,28 @@ func statisticsOf(stats []string, t *tally, slot int, series bool, stat func(str
 
 // eachEvent calls fn for every event dated in [from, to) (Unix seconds) whose index is a multiple
 // of step, in the order GET /api/events lists them: by datetime, then index. The main sequence
-// is dated by index, so its range is two binary searches; each future-dated event in range is
-// slotted in by one more. Nothing is rendered: the cost is one call of fn per visited index,
-// and memory is constant.
+// is dated by index, so its range is two binary searches; each future-dated or late event in
+// range is slotted in by one more. Nothing is rendered: the cost is one call of fn per visited
+// index (plus a look at every future or late event in range), and memory is constant.
 func (w *world) eachEvent(from, to, step int64, fn func(g int64)) {
-	ev := w.pop(kEvent)
-	main := &monoSeq{n: ev.total()}
-	lo := main.search(func(i int64) bool { return ev.created(i) >= from })
-	hi := main.search(func(i int64) bool { return ev.created(i) >= to })
-	fut := &monoSeq{n: w.futureCount()}
-	jlo := fut.search(func(j int64) bool { return w.futureSec(j) >= from })
-	jhi := fut.search(func(j int64) bool { return w.futureSec(j) >= to })
+	seqs := w.eventSeqs()
+	main := seqs[0]
+	lo := main.search(func(i int64) bool { return main.key(i) >= from })
+	hi := main.search(func(i int64) bool { return main.key(i) >= to })
 	g := (lo + step - 1) / step * step
-	j := jlo
-	for (futureBase+j)%step != 0 {
-		j++
-	}
-	for ; j < jhi; j += step {
-		fs := w.futureSec(j)
-		before := min(hi, main.search(func(i int64) bool { return ev.created(i) > fs })) // equal datetimes: lower index first
+	sparse := &mergeSeqs{seqs: seqs[1:], rng: keyRange{lo: from, hi: to - 1}}
+	sparse.each(false, nil, func(p position) bool {
+		if p.Idx%step != 0 {
+			return true
+		}
+		sec := int64(p.Key.(float64))
+		before := min(hi, main.search(func(i int64) bool { return main.key(i) > sec })) // equal datetimes: lower index first
 		for ; g < before; g += step {
 			fn(g)
 		}
-		fn(futureBase + j)
-	}
+		fn(p.Idx)
+		return true
+	})
 	for ; g < hi; g += step {
 		fn(g)
 	}

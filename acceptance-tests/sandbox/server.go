@@ -78,6 +78,12 @@ func StartAddr(addr string, opts Options) (*Server, error) {
 	if opts.RateLimits.Factor <= 0 {
 		opts.RateLimits.Factor = 1
 	}
+	if opts.LateEvents, err = opts.LateEvents.normalize(); err != nil {
+		return nil, err
+	}
+	if opts.Removals < 0 {
+		return nil, fmt.Errorf("sandbox: %d removals per Advance: want a non-negative number", opts.Removals)
+	}
 	keys, err := buildKeys(opts.APIKeys, spec)
 	if err != nil {
 		return nil, err
@@ -98,7 +104,7 @@ func StartAddr(addr string, opts Options) (*Server, error) {
 		limits: newLimiter(), faults: newFaultPicker(opts.Seed, opts.Faults), stats: newStats(), done: make(chan struct{}),
 		bufs: make(chan *bytes.Buffer, 8), reports: reports, quota: newDailyQuota(), companyTZ: tz}
 	s.routes = s.buildRoutes()
-	s.world.Store(newWorld(opts.Seed, opts.Scale, opts.Now, s.url))
+	s.world.Store(newWorld(opts, s.url))
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil

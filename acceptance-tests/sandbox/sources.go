@@ -169,9 +169,7 @@ func (c *rctx) profileSource() (source, *apiError) {
 			match: c.profileMatcher("created", profVariantPlain), rend: render}, nil
 	case "updated":
 		base := &monoSeq{n: p.total(), key: p.baseUpdated, gidx: identity, skip: func(i int64) bool { _, ok := p.overrides[i]; return ok }}
-		ov := p.overList
-		upd := &monoSeq{n: int64(len(ov)), key: func(i int64) int64 { return ov[i].t }, gidx: func(i int64) int64 { return ov[i].idx }}
-		return &indexSource{ms: &mergeSeqs{seqs: []*monoSeq{base, upd}, rng: rangeFor(c.q.predsOn("updated"))},
+		return &indexSource{ms: &mergeSeqs{seqs: []*monoSeq{base, ovrSeq(p.overList)}, rng: rangeFor(c.q.predsOn("updated"))},
 			match: c.profileMatcher("updated", profVariantPlain), rend: render}, nil
 	}
 	// Other sorts (email, suppression timestamps) keep only (key, index) per profile, so even a
@@ -250,7 +248,7 @@ func (c *rctx) memberSource(kind string, l int64, idsOnly bool) source {
 	rng := rangeFor(c.q.predsOn("joined_group_at"))
 	setMin(&rng.hi, w.now)
 	seq := &monoSeq{n: p.total(), key: func(i int64) int64 { return p.created(i) + delay }, gidx: identity,
-		skip: func(i int64) bool { return !w.memberOf(kind, l, i) }}
+		skip: func(i int64) bool { return !w.isMember(kind, l, i) }}
 	render := func(i int64) *record {
 		if idsOnly {
 			return &record{Type: "profile", ID: w.profileID(i), Coll: "profiles", idx: i}

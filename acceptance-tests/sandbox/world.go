@@ -25,6 +25,13 @@ type world struct {
 	epochs []epoch
 	pops   map[string]*population
 	base   string // server base URL, for links
+	// late and lateIdx are the opt-in late events (late.go); removals, removed and removedLog the
+	// opt-in membership removals (removals.go). All are empty when the options are off.
+	late       LateEvents
+	lateIdx    []ovr
+	removals   int
+	removed    map[membership]int64
+	removedLog []removal
 }
 
 // population is the index space of one kind: base records spread over [start-span, start), then
@@ -42,7 +49,23 @@ type population struct {
 	overList  []ovr // overrides sorted by (t, idx)
 }
 
+// ovr is a record placed out of its index order: its timestamp and its index.
 type ovr struct{ t, idx int64 }
+
+// sortOvrs orders by (t, idx), the order listings walk, so an []ovr is a monotonic sequence.
+func sortOvrs(list []ovr) {
+	sort.Slice(list, func(a, b int) bool {
+		if list[a].t != list[b].t {
+			return list[a].t < list[b].t
+		}
+		return list[a].idx < list[b].idx
+	})
+}
+
+// ovrSeq walks a sorted []ovr as a monotonic sequence keyed by t.
+func ovrSeq(list []ovr) *monoSeq {
+	return &monoSeq{n: int64(len(list)), key: func(i int64) int64 { return list[i].t }, gidx: func(i int64) int64 { return list[i].idx }}
+}
 
 func newPopulation(salt uint64, base int64, span, updSpan int64, updFrac float64, start int64) *population {
 	if updSpan > span {
@@ -142,12 +165,7 @@ func (p *population) advance(e epoch, k int) *population {
 		for i, t := range q.overrides {
 			q.overList = append(q.overList, ovr{t: t, idx: i})
 		}
-		sort.Slice(q.overList, func(a, b int) bool {
-			if q.overList[a].t != q.overList[b].t {
-				return q.overList[a].t < q.overList[b].t
-			}
-			return q.overList[a].idx < q.overList[b].idx
-		})
+		sortOvrs(q.overList)
 	}
 	return &q
 }
@@ -199,8 +217,11 @@ func futureEvents(total int64) int64 {
 	return f
 }
 
-func newWorld(seed int64, sc Scale, start time.Time, base string) *world {
-	w := &world{seed: uint64(seed), sc: sc, start: start.Unix(), now: start.Unix(), base: base, pops: map[string]*population{}}
+// newWorld is the account at the clock start; opts are normalised (StartAddr did it).
+func newWorld(opts Options, base string) *world {
+	sc := opts.Scale
+	w := &world{seed: uint64(opts.Seed), sc: sc, start: opts.Now.Unix(), now: opts.Now.Unix(), base: base, pops: map[string]*population{},
+		late: opts.LateEvents, removals: opts.Removals}
 	st := w.start
 	add := func(kind string, n int, span, updSpan int64, updFrac float64) {
 		w.pops[kind] = newPopulation(mix(w.seed, hashString(kind)), int64(n), span, updSpan, updFrac, st)
@@ -244,6 +265,10 @@ func (w *world) advance(d time.Duration) *world {
 	n.pops = make(map[string]*population, len(w.pops))
 	for k, p := range w.pops {
 		n.pops[k] = p.advance(e, len(w.epochs))
+	}
+	n.lateIdx = n.advanceLate(w.lateIdx, len(w.epochs))
+	if adds := w.pickRemovals(e, len(w.epochs)); len(adds) > 0 {
+		n.removed, n.removedLog = w.withRemovals(adds)
 	}
 	return &n
 }

@@ -59,6 +59,8 @@ func run(args []string) error {
 	rates := fs.String("rate-limits", "off", "klaviyo (published tiers), off, or a factor applied to the tiers (e.g. 0.1)")
 	latency := fs.String("latency", "", "added latency per request: 50ms or 20ms-80ms")
 	reportPage := fs.Int("report-page-size", 0, "results per page of campaign and flow reports before links.next (default 500)")
+	late := fs.String("late-events", "", "events each advance creates in the past: N or N:WINDOW, dated up to WINDOW (default 45m) before the clock it started from")
+	removals := fs.Int("removals", 0, "list memberships, and as many segment memberships, each advance removes")
 	faults := fs.String("faults", "", "fault probabilities, e.g. 5xx=0.05,503=0.01,reset=0.02,truncate=0.01,malformed=0.01,slow=0.01,429=0.02,retry_after=1,only=/api/events")
 	d := sandbox.DefaultScale()
 	sc := sandbox.Scale{}
@@ -85,7 +87,10 @@ func run(args []string) error {
 	if *reportPage < 0 {
 		return fmt.Errorf("--report-page-size %d: want a positive number, or 0 for the default", *reportPage)
 	}
-	opts := sandbox.Options{Seed: *seed, Scale: sc, APIKeys: keys, ReportPageSize: *reportPage}
+	if *removals < 0 {
+		return fmt.Errorf("--removals %d: want a non-negative number", *removals)
+	}
+	opts := sandbox.Options{Seed: *seed, Scale: sc, APIKeys: keys, ReportPageSize: *reportPage, Removals: *removals}
 	var err error
 	if *now != "" {
 		if opts.Now, err = parseNow(*now); err != nil {
@@ -99,6 +104,9 @@ func run(args []string) error {
 		return err
 	}
 	if opts.Faults, err = sandbox.ParseFaults(*faults); err != nil {
+		return err
+	}
+	if opts.LateEvents, err = sandbox.ParseLateEvents(*late); err != nil {
 		return err
 	}
 	srv, err := sandbox.StartAddr(*addr, opts)
