@@ -18,11 +18,12 @@ type Budget struct {
 const (
 	// jitterMargin lengthens both windows the client counts in (1 s + margin, 60 s + margin). Klaviyo counts a
 	// request when it arrives, on its own clock; two requests whose trip times differ by d arrive up to d closer
-	// together than they left (a new connection's TCP and TLS handshakes are the usual d). Counting in windows that
-	// much longer keeps every window of Klaviyo's within its limit as long as trip times differ by less than the
-	// margin. 200 ms covers two round trips of up to 100 ms; it costs a small sync 0.2 s per extra second of burst
-	// and a long sync 0.3% of the steady rate.
-	jitterMargin = 200 * time.Millisecond
+	// together than they left (queueing, and a new connection's TCP and TLS handshakes while a later request reuses
+	// one). Counting in windows that much longer keeps each of Klaviyo's windows within its limit as long as trip
+	// times differ by less than the margin. 100 ms is several round trips within a cloud region or to a nearby TLS
+	// edge; it costs a small sync 0.1 s per extra second of burst and a long sync 0.17% of the steady rate. Beyond it
+	// (a lost packet's retransmission, a handshake across an ocean), a 429 can still come: the slow-down handles it.
+	jitterMargin = 100 * time.Millisecond
 	// minFactor is the slowest an endpoint gets after repeated 429s: 1/16 of its budget, so it still makes
 	// progress and can observe that the pressure is gone.
 	minFactor = 1.0 / 16
