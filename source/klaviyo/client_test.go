@@ -614,10 +614,10 @@ func TestCancellationStopsAWaitingRequest(t *testing.T) {
 		f.c.now = time.Now
 		f.mux.HandleFunc("GET /api/segments", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, page("", "s1")) })
 		req := Request{Endpoint: "/api/segments", Budget: TierXS(), Path: "/api/segments"}
-		_, err := f.c.Get(ctx, req) // takes XS's only token
+		_, err := f.c.Get(ctx, req) // XS's one request a second
 		require.NoError(t, err)
 		go func() { <-waiting; cancel() }()
-		_, err = f.c.Get(ctx, req) // the next request may go 1.2 s later
+		_, err = f.c.Get(ctx, req) // the next may go 1.1 s later
 		assert.ErrorIs(t, err, context.Canceled)
 		assert.EqualValues(t, 1, f.c.Stats().Requests)
 	})
