@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: build demo test lint setup setup-interop setup-image unit race interop bench bench-quick bench-hot soak fuzz
+.PHONY: build demo test lint setup setup-interop setup-image unit race interop bench bench-quick bench-small bench-hot soak fuzz
 
 build:
 	mkdir -p bin
@@ -65,3 +65,7 @@ bench:
 # The same at 1/20 size, about a minute: a smoke test, not figures to quote.
 bench-quick:
 	$(GO) run ./acceptance-tests/bench -quick
+
+# Small syncs at Klaviyo's published limits against what the limits and latency allow (issue 12), seconds.
+bench-small:
+	$(GO) run ./acceptance-tests/bench -only small

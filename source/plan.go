@@ -259,9 +259,12 @@ func (p planner) splitWindows(ctx context.Context, sp *streamPlan, sh *shaper, v
 }
 
 // windowCount sizes the split so each window is worth a share of the endpoint's budget: enough windows to keep
-// the budget busy through request latency, never windows shorter than an hour.
+// the budget busy through request latency, never windows shorter than an hour. A window is read one page after
+// another, and a sync that fits in a minute's allowance may send a whole burst a second (the client's budget
+// allows it), so Burst/2 windows keep Burst requests a second in flight at round trips up to half a second; at most
+// 32, the default max_concurrency: no more requests are in flight at once unless a user raises it.
 func windowCount(s catalog.Stream, span time.Duration) int {
-	n := min(max(s.Rate.Burst/10, 2), 32)
+	n := min(max(s.Rate.Burst/2, 2), 32)
 	return max(min(n, int(span/time.Hour)), 1)
 }
 

@@ -12,6 +12,7 @@
 //	go run ./acceptance-tests/bench -quick               # everything at 1/20 size, under a minute of syncing
 //	go run ./acceptance-tests/bench -scenario cpu -events 5000000
 //	go run ./acceptance-tests/bench -only rate-events,rate-profiles
+//	go run ./acceptance-tests/bench -only small          # small syncs at Klaviyo's published limits (seconds)
 package main
 
 import (
@@ -35,6 +36,8 @@ type options struct {
 	rateMinutes float64
 	rateEvents  int
 	rateProfs   int
+	smallEvents int
+	smallProfs  int
 	latency     string
 	events      int
 	profiles    int
@@ -55,18 +58,20 @@ func main() {
 
 func run() error {
 	var o options
-	flag.StringVar(&o.scenario, "scenario", "all", "which scenarios: rate, cpu or all")
-	flag.StringVar(&o.only, "only", "", "comma-separated scenario names to run (rate-events, rate-profiles, rate-both, rate-both-inflight, rate-catalog, cpu); overrides -scenario")
+	flag.StringVar(&o.scenario, "scenario", "all", "which scenarios: rate, small, cpu or all")
+	flag.StringVar(&o.only, "only", "", "comma-separated scenario names ("+scenarioNames+") or kinds (rate, small, cpu) to run; overrides -scenario")
 	flag.Float64Var(&o.factor, "factor", 0.1, "rate-bound scenarios: the sandbox's --rate-limits factor, and the connector's rate_limit_scale")
 	flag.Float64Var(&o.rateMinutes, "rate-minutes", 2, "rate-bound scenarios: how long each should take at the steady ceiling; sizes are derived from it")
 	flag.IntVar(&o.rateEvents, "rate-events", 0, "rate-bound scenarios: events in the account (0: -rate-minutes of the events budget)")
 	flag.IntVar(&o.rateProfs, "rate-profiles", 0, "rate-bound scenarios: profiles in the account (0: -rate-minutes of the profiles budget)")
-	flag.StringVar(&o.latency, "latency", "300ms", "rate-bound scenarios: latency the sandbox adds to every request")
+	flag.IntVar(&o.smallProfs, "small-profiles", 30_000, "small-profiles scenario: profiles in the account (300 pages: within a minute of the L tier)")
+	flag.IntVar(&o.smallEvents, "small-events", 200_000, "small-events scenario: events in the account (200 pages: within a second of the XL tier)")
+	flag.StringVar(&o.latency, "latency", "300ms", "rate-bound and small scenarios: latency the sandbox adds to every request")
 	flag.IntVar(&o.events, "events", 2_000_000, "CPU-bound scenario: events in the account")
 	flag.IntVar(&o.profiles, "profiles", 500_000, "CPU-bound scenario: profiles in the account")
 	flag.Int64Var(&o.seed, "seed", 1, "sandbox data seed")
 	flag.IntVar(&o.concurrency, "max-concurrency", 0, "the connector's max_concurrency (0: its default)")
-	flag.BoolVar(&o.quick, "quick", false, "run every scenario at 1/20 of its size (a smoke run; rate ratios of runs under a minute include the burst bucket)")
+	flag.BoolVar(&o.quick, "quick", false, "run every scenario at 1/20 of its size (a smoke run; rate ratios of runs under a minute include the first minute's burst; the small scenarios keep their sizes)")
 	flag.StringVar(&o.binDir, "bin", "", "directory with prebuilt source-klaviyo and klaviyo-sandbox (default: build them into a temporary directory)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, catalogs, sandbox logs) for inspection")
 	skip := flag.String("skip-streams", "reviews", "streams the whole-catalog scenario leaves out, comma-separated (reviews: the sandbox serves invalid UTF-8 in some review authors)")
@@ -137,35 +142,43 @@ func run() error {
 	return ctx.Err()
 }
 
+// scenarioNames lists the scenarios, for -only.
+const scenarioNames = "rate-events, rate-profiles, rate-both, rate-both-inflight, rate-catalog, small-profiles, small-events, cpu"
+
 // plan builds the scenarios the flags ask for.
 func plan(o options) ([]scenario, error) {
-	all := []scenario{rateEvents(o), rateProfiles(o), rateBoth(o, false), rateBoth(o, true), rateCatalog(o), cpuBound(o)}
+	all := []scenario{rateEvents(o), rateProfiles(o), rateBoth(o, false), rateBoth(o, true), rateCatalog(o),
+		small(o, "profiles", o.smallProfs), small(o, "events", o.smallEvents), cpuBound(o)}
 	var out []scenario
 	if o.only != "" {
 		want := map[string]bool{}
 		for _, n := range strings.Split(o.only, ",") {
 			want[strings.TrimSpace(n)] = true
 		}
+		used := map[string]bool{}
 		for _, sc := range all {
-			if want[sc.name] {
+			if want[sc.name] || want[sc.kind] {
 				out = append(out, sc)
-				delete(want, sc.name)
+				used[sc.name], used[sc.kind] = true, true
 			}
 		}
+		for n := range used {
+			delete(want, n)
+		}
 		if len(want) > 0 {
-			return nil, fmt.Errorf("-only names unknown scenarios %v: use rate-events, rate-profiles, rate-both, rate-both-inflight, rate-catalog, cpu", keys(want))
+			return nil, fmt.Errorf("-only names unknown scenarios %v: use %s, or a kind: rate, small, cpu", keys(want), scenarioNames)
 		}
 		return out, nil
 	}
 	for _, sc := range all {
 		switch o.scenario {
 		case "all":
-		case "rate", "cpu":
+		case "rate", "small", "cpu":
 			if sc.kind != o.scenario {
 				continue
 			}
 		default:
-			return nil, fmt.Errorf("-scenario %q: use rate, cpu or all", o.scenario)
+			return nil, fmt.Errorf("-scenario %q: use rate, small, cpu or all", o.scenario)
 		}
 		out = append(out, sc)
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/protocol"
+	"github.com/source-klaviyo/source-klaviyo/catalog"
 )
 
 // benchKey is the API key the sandbox accepts and the connector sends; it is a throwaway, not a secret.
@@ -119,7 +120,7 @@ func (r result) failed() bool { return r.exit != 0 || len(r.errors) > 0 }
 // serve the requests it served at its steady limit, so 100% means the sync took no longer than its busiest endpoint
 // allows. ok is false when no rate limit applied.
 func (r result) ratio() (float64, bool) {
-	if r.sc.factor <= 0 || r.wall <= 0 {
+	if r.sc.factor <= 0 || r.wall <= 0 || r.sc.smallStream != "" {
 		return 0, false
 	}
 	if r.sc.ceilingStream != "" {
@@ -127,6 +128,24 @@ func (r result) ratio() (float64, bool) {
 	}
 	floor, _ := r.floor()
 	return floor.Seconds() / r.wall.Seconds(), true
+}
+
+// small compares a small-sync run with the time the limits and the latency allow: the pages its records need
+// (full pages of the stream's size), that floor (burstFloor), and the requests the sandbox answered on the
+// stream's endpoint (429s included), which the pages leave out: the probe, each window's last partial page.
+func (r result) small() (pages, requests int, floor time.Duration, ok bool) {
+	if r.sc.smallStream == "" {
+		return 0, 0, 0, false
+	}
+	page, budget := pageAndRate(r.sc.smallStream)
+	pages = int((r.byStream[r.sc.smallStream] + int64(page) - 1) / int64(page))
+	if s, found := catalog.Lookup(r.sc.smallStream); found {
+		for _, n := range r.stats.ByPath[s.Path] {
+			requests += n
+		}
+	}
+	floor = burstFloor(pages, scaled(budget.Burst, r.sc.factor), scaled(budget.PerMinute, r.sc.factor), r.sc.latency)
+	return pages, requests, floor, true
 }
 
 // floor is the shortest time the sandbox's steady limits allow for the requests it answered (429s excluded, since

@@ -85,9 +85,11 @@ func report(m machine, o options, rs []result) string {
 			throttled, r.loadBefore, r.loadAfter)
 	}
 	b.WriteString("\n")
+	b.WriteString(smallTable(rs))
 	if o.quick {
 		b.WriteString("Quick run (-quick, 1/20 of the sizes): a smoke test. Rate-bound runs this short are dominated by start-up and " +
-			"the first request's latency, and the burst bucket lets them exceed the steady ceiling; compare only full runs with the goals.\n\n")
+			"the first request's latency, and the first minute's burst lets them exceed the steady ceiling; compare only full runs with the goals " +
+			"(the small scenarios keep their sizes).\n\n")
 	}
 	b.WriteString(goals(rs))
 	b.WriteString("\n### Scenarios\n\n")
@@ -97,6 +99,10 @@ func report(m machine, o options, rs []result) string {
 			page, perMinute := pageAndBudget(r.sc.ceilingStream)
 			fmt.Fprintf(&b, "  Ceiling: %d requests/min × %d records/page = %.0f records/s.\n",
 				scaled(perMinute, r.sc.factor), page, ceilingPerSecond(r.sc.ceilingStream, r.sc.factor))
+		} else if pages, _, floor, ok := r.small(); ok {
+			_, budget := pageAndRate(r.sc.smallStream)
+			fmt.Fprintf(&b, "  Floor: %d pages at %d/s and %d/min, %s latency: %.2f s (see burstFloor).\n",
+				pages, budget.Burst, budget.PerMinute, r.sc.latency, floor.Seconds())
 		} else if r.sc.factor > 0 {
 			floor, path := r.floor()
 			fmt.Fprintf(&b, "  Budget floor: %.1f s, set by %s; the ratio is floor / wall.\n", floor.Seconds(), path)
@@ -106,7 +112,7 @@ func report(m machine, o options, rs []result) string {
 		if len(r.byStream) > 1 {
 			fmt.Fprintf(&b, "  Records by stream: %s.\n", topStreams(r.byStream, 6))
 		}
-		if r.sc.factor > 0 && r.sc.ceilingStream == "" {
+		if r.sc.factor > 0 && r.sc.ceilingStream == "" && r.sc.smallStream == "" {
 			for _, st := range []string{"events", "profiles"} {
 				if d, ok := r.finished[st]; ok && d > 0 && r.byStream[st] > 0 {
 					v := float64(r.byStream[st]) / d.Seconds()
@@ -148,6 +154,12 @@ func goals(rs []result) string {
 		case r.sc.ceilingStream != "":
 			v, _ := r.ratio()
 			fmt.Fprintf(&b, "- Goal ≥ 90%% of the steady ceiling (%s): %.1f%%, %s.\n", r.sc.ceilingStream, 100*v, mark(v >= 0.9))
+		case r.sc.smallStream != "":
+			_, _, floor, _ := r.small()
+			v := r.wall.Seconds() / floor.Seconds()
+			fmt.Fprintf(&b, "- Goal small sync within 1.5× of what the limits and latency allow (%s): %.2f s against %.2f s = %.2f×, %s; "+
+				"429s %d (goal 0), %s.\n", r.sc.smallStream, r.wall.Seconds(), floor.Seconds(), v, mark(v <= 1.5),
+				r.stats.Throttled, mark(r.stats.Throttled == 0))
 		case r.sc.kind == "cpu":
 			fmt.Fprintf(&b, "- Goal ≤ 10 CPU s per million records: %.2f, %s. Goal peak RSS < 64 MiB: %.1f MiB, %s.\n",
 				r.cpuPerMillion(), mark(r.cpuPerMillion() <= 10), r.rssMiB(), mark(r.rssMiB() < 64))
@@ -231,4 +243,26 @@ func midRunCell(r result) string {
 		return "n/a"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// smallTable sets the small-sync runs beside the time the limits and the latency allow; empty without any.
+func smallTable(rs []result) string {
+	var b strings.Builder
+	for _, r := range rs {
+		pages, requests, floor, ok := r.small()
+		if !ok {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("Small syncs, against the time the burst and steady limits and the latency allow (goal: within 1.5×, no 429):\n\n")
+			b.WriteString("| scenario | records | pages needed | requests made | wall s | floor s | wall / floor | 429s |\n")
+			b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %.2f | %.2f | %.2f× | %d |\n", r.sc.name, r.records, pages, requests,
+			r.wall.Seconds(), floor.Seconds(), r.wall.Seconds()/floor.Seconds(), r.stats.Throttled)
+	}
+	if b.Len() > 0 {
+		b.WriteString("\n")
+	}
+	return b.String()
 }

@@ -13,7 +13,7 @@ import (
 // speed is compared with.
 type scenario struct {
 	name  string
-	kind  string // "rate" or "cpu", for -scenario
+	kind  string // "rate", "small" or "cpu", for -scenario
 	about string
 	// sandboxArgs are the sandbox's flags besides --api-key and --seed.
 	sandboxArgs []string
@@ -26,17 +26,28 @@ type scenario struct {
 	// ceilingStream names the stream whose records/s is compared with its endpoint's steady ceiling; empty means
 	// the scenario is compared with the budget floor of the requests it made (see result.ratio).
 	ceilingStream string
+	// smallStream, in a small-sync scenario, names the stream whose wall time is compared with the time the burst
+	// and steady limits and the latency allow (see burstFloor); such a scenario has no steady-ceiling ratio.
+	smallStream string
+	// latency is the sandbox's latency, which burstFloor counts once.
+	latency time.Duration
 }
 
 // pageAndBudget returns a stream's page size and steady requests per minute from the stream table, so the
 // ceiling follows the connector's own declaration of each endpoint's tier.
 func pageAndBudget(name string) (page, perMinute int) {
+	page, rate := pageAndRate(name)
+	return page, rate.PerMinute
+}
+
+// pageAndRate returns a stream's page size and its endpoint's published budget from the stream table.
+func pageAndRate(name string) (int, catalog.Rate) {
 	s, ok := catalog.Lookup(name)
 	if !ok {
 		// The stream table is part of this module; a missing name is a bug in this program, not bad input.
-		return 1, 1
+		return 1, catalog.Rate{Burst: 1, PerMinute: 1}
 	}
-	return max(s.PageSize, 1), s.Rate.PerMinute
+	return max(s.PageSize, 1), s.Rate
 }
 
 // scaled is a budget multiplied by the factor the way the sandbox does it: rounded to whole requests, at least one.
@@ -144,6 +155,43 @@ func rateBoth(o options, inflight bool) scenario {
 		sandboxArgs: []string{"--events", strconv.Itoa(events), "--profiles", strconv.Itoa(profiles),
 			"--rate-limits", fmtFactor(o.factor), "--latency", latency},
 	}
+}
+
+// small syncs one stream of an account that fits in one minute's allowance of its endpoint at Klaviyo's published
+// limits (issue 12): 30,000 profiles are 300 pages of the L tier's 750 a minute, 200,000 events 200 pages of the
+// XL tier's 3,500. Most syncs are small incremental ones, so this is the speed users see every hour; the steady
+// ceiling says nothing about a sync this short, so it is compared with burstFloor instead. The sizes stay whole
+// under -quick: the runs take seconds, and a twentieth would fit in one burst, which is no test of spending them.
+func small(o options, stream string, records int) scenario {
+	arg := map[string]string{"profiles": "--profiles", "events": "--events"}[stream]
+	latency, err := time.ParseDuration(o.latency)
+	if err != nil {
+		latency = 0 // the sandbox rejects the same string before anything is measured
+	}
+	about := fmt.Sprintf("%s alone, %d %s, Klaviyo's published tiers, %s latency", stream, records, stream, o.latency)
+	if stream == "profiles" {
+		about = fmt.Sprintf("profiles alone (with subscriptions), %d profiles, Klaviyo's published tiers, %s latency", records, o.latency)
+	}
+	return scenario{
+		name: "small-" + stream, kind: "small", factor: 1, smallStream: stream, latency: latency,
+		streams: []string{stream}, about: about,
+		sandboxArgs: []string{arg, strconv.Itoa(records), "--rate-limits", "klaviyo", "--latency", o.latency},
+	}
+}
+
+// burstFloor is the shortest time Klaviyo's two limits and the latency allow for n requests to one endpoint, as a
+// client that knew every page in advance would spend them: a burst at once, another a second later and so on
+// until the minute's allowance is spent, then the same again each minute; the last answer comes one latency after
+// the last request. With k the last request's index (n-1), it is ⌊k/perMinute⌋ minutes + ⌊(k mod perMinute)/burst⌋
+// seconds + latency; 300 profile pages at 75/s are 3 s + 300 ms. Pagination is left out (a page's cursor comes with
+// the page before it), and so are the client's own margins, as the issue's "limits allow about 4 s and 1 s" does.
+func burstFloor(n, burst, perMinute int, latency time.Duration) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	burst, perMinute = max(burst, 1), max(perMinute, 1)
+	k := n - 1
+	return time.Duration(k/perMinute)*time.Minute + time.Duration(k%perMinute/burst)*time.Second + latency
 }
 
 func cpuBound(o options) scenario {

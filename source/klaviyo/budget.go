@@ -16,9 +16,14 @@ type Budget struct {
 }
 
 const (
-	// steadyShare is the fraction of the published steady rate we sustain. Klaviyo counts fixed windows on its own
-	// clock; the 5% left over absorbs network jitter that moves a request into the next window.
-	steadyShare = 0.95
+	// jitterMargin lengthens both windows the client counts in (1 s + margin, 60 s + margin). Klaviyo counts a
+	// request when it arrives, on its own clock; two requests whose trip times differ by d arrive up to d closer
+	// together than they left (queueing, and a new connection's TCP and TLS handshakes while a later request reuses
+	// one). Counting in windows that much longer keeps each of Klaviyo's windows within its limit as long as trip
+	// times differ by less than the margin. 100 ms is several round trips within a cloud region or to a nearby TLS
+	// edge; it costs a small sync 0.1 s per extra second of burst and a long sync 0.17% of the steady rate. Beyond it
+	// (a lost packet's retransmission, a handshake across an ocean), a 429 can still come: the slow-down handles it.
+	jitterMargin = 100 * time.Millisecond
 	// minFactor is the slowest an endpoint gets after repeated 429s: 1/16 of its budget, so it still makes
 	// progress and can observe that the pressure is gone.
 	minFactor = 1.0 / 16
@@ -39,53 +44,113 @@ func (b Budget) scaled(f float64) Budget {
 	return Budget{Burst: round(b.Burst), PerMinute: round(b.PerMinute)}
 }
 
-// limits turns a budget, scaled by scale, into token-bucket parameters (sustained rate per second, bucket size).
+// sendLog enforces an endpoint's two hard limits on the times requests were sent: at most Burst in any interval of
+// 1 s + jitterMargin and at most PerMinute in any interval of 60 s + jitterMargin.
 //
-// A token bucket of size b refilled at r tokens a second lets through at most b + r·w requests in any window of w
-// seconds: the bucket may be full when the window opens, and it refills during it. Klaviyo counts fixed 1 s and 60 s
-// windows, so a bucket sized only by the burst (75 for L) would allow 75 + 60·12.5 = 825 requests in a minute that
-// starts with a full bucket, over the 750 allowed. The parameters therefore satisfy, with P and B the scaled
-// PerMinute and Burst:
+// Holding in every interval, wherever it starts, makes the limits hold in Klaviyo's fixed windows whatever their
+// alignment with our clock, which we cannot know. A token bucket cannot give that and still spend the burst: a
+// bucket of size b refilled at r lets b + 60·r through in a minute, so a bucket that may hold the 75 requests of a
+// second must refill below (750 - 75)/60 a second, 10% under the steady rate, while the log lets a small sync send
+// 75 at once, 75 again a second later, and so on until the minute's 750 are spent, and a long sync sustain the
+// whole steady rate.
 //
-//	r = 0.95·P/60                      sustain 95% of the steady rate, the margin absorbing network jitter;
-//	                                   lowered to (P-1)/60 when needed so a 1-token bucket still fits below;
-//	                                   never above 0.95·B, the per-second budget
-//	b + 60·r ≤ P  → b = ⌊P - 60·r⌋     a full bucket plus a minute of refill stays within the minute;
-//	b + r ≤ B     → b = ⌊B - r⌋        a full bucket plus a second of refill stays within the second;
-//	b ≥ 1                              a request needs one whole token.
+// A send is allowed at t when the Burst-th most recent send is at least a short window before t, and the
+// PerMinute-th most recent at least a long window before t: every window that holds t then holds at most Burst-1
+// (PerMinute-1) earlier sends. Sends older than a long window constrain nothing and are dropped, so the log holds
+// what the endpoint actually sent in the last minute (at most PerMinute), not what its budget would allow: at
+// rate_limit_scale 1000 that budget is millions.
+type sendLog struct {
+	burst, perMinute int
+	// origin is the zero of the offsets in at, so they keep the monotonic clock reading of time.Time in 8 bytes.
+	origin time.Time
+	// at holds the offsets of the sends of the last long window, oldest first.
+	at []time.Duration
+}
+
+const (
+	shortWindow = time.Second + jitterMargin
+	longWindow  = time.Minute + jitterMargin
+)
+
+func newSendLog(b Budget, origin time.Time) *sendLog {
+	return &sendLog{burst: max(1, b.Burst), perMinute: max(1, b.PerMinute), origin: origin}
+}
+
+// recent is the offset of the k-th most recent send (k = 1 the latest), and false when the log holds fewer.
+func (l *sendLog) recent(k int) (time.Duration, bool) {
+	if k > len(l.at) {
+		return 0, false
+	}
+	return l.at[len(l.at)-k], true
+}
+
+// delay is how long after t a send is allowed, 0 when it is allowed at t. A send is never logged before the latest
+// one, so the log stays in order: callers read the clock before taking the lock, and one that read it a few
+// microseconds before another sent waits those microseconds.
+func (l *sendLog) delay(t time.Time) time.Duration {
+	at := t.Sub(l.origin)
+	var d time.Duration
+	if s, ok := l.recent(1); ok {
+		d = max(d, s-at)
+	}
+	if s, ok := l.recent(l.burst); ok {
+		d = max(d, s+shortWindow-at)
+	}
+	if s, ok := l.recent(l.perMinute); ok {
+		d = max(d, s+longWindow-at)
+	}
+	return d
+}
+
+// record logs a send at t, which the caller has checked delay allows, and drops the sends it makes irrelevant.
+func (l *sendLog) record(t time.Time) {
+	at := t.Sub(l.origin)
+	old := 0
+	for old < len(l.at) && l.at[old]+longWindow <= at {
+		old++
+	}
+	// Reslicing drops the old sends in O(1); append reallocates once the array's tail is used, which keeps the
+	// memory within a small multiple of the sends of one minute.
+	l.at = append(l.at[old:], at)
+}
+
+// steadyBucket is the size of the adaptive token bucket at factor f of the steady rate.
 //
-// At scale 1 that gives XS 0.233/s b=1, S 0.95/s b=2, M 2.375/s b=7, L 11.875/s b=37, XL 55.42/s b=175. Requests
-// come in whole numbers, so XS's 1 + 0.233 still means one request in any second.
-func limits(b Budget, scale float64) (rate.Limit, int) {
-	b = b.scaled(scale)
-	perMinute := float64(b.PerMinute)
-	burst := float64(b.Burst)
-	r := steadyShare * perMinute / 60
-	if perMinute > 1 && perMinute-60*r < 1 {
-		r = (perMinute - 1) / 60
+// At full speed it holds a whole minute: PerMinute tokens, refilled at PerMinute/60 a second. Such a bucket, full
+// at the start, refuses a send at t only if some span [s, t] would hold more than PerMinute + (t-s)·PerMinute/60
+// sends. The log allows at most PerMinute in a span shorter than a long window, so at most (k+1)·PerMinute in
+// [s, t] with k the whole long windows in t-s; as k·60 s ≤ t-s, that is within the bucket's allowance. At full
+// speed the log alone decides, then, so a small sync spends the burst and a long one the whole steady rate.
+//
+// After a 429 the endpoint's budget is evidently being spent by someone else too (another integration on the same
+// account, or Klaviyo counting differently from us), so the room left in Klaviyo's minute is unknown: a slowed
+// endpoint paces itself at factor × the steady rate with at most factor × a second's burst in hand, and spends the
+// minute at once again only when it has recovered fully.
+func steadyBucket(b Budget, f float64) int {
+	if f >= 1 {
+		return max(1, b.PerMinute)
 	}
-	if r > steadyShare*burst {
-		r = steadyShare * burst
-	}
-	// The epsilon keeps float rounding (60 - 60·0.95 = 2.9999…) from losing a whole token.
-	const eps = 1e-9
-	bucket := math.Min(math.Floor(perMinute-60*r+eps), math.Floor(burst-r+eps))
-	if bucket < 1 {
-		bucket = 1
-	}
-	return rate.Limit(r), int(bucket)
+	return max(1, int(math.Floor(f*float64(b.Burst))))
 }
 
 // endpoint is the shared rate state of one endpoint: every caller of the same Request.Endpoint waits on it, so
 // concurrent streams and windows together stay within the endpoint's budget.
+//
+// Two limits apply together. The send log holds the published limits, which never change. The token bucket
+// (golang.org/x/time/rate) is the adaptive steady rate: a 429 halves it, quiet spells raise it back, and at full
+// speed it is sized so that it never binds (see steadyBucket).
 type endpoint struct {
 	budget Budget
-	base   rate.Limit
-	lim    *rate.Limiter
+	// hard is the scaled budget, the limits the log enforces; base is its steady rate, the bucket's rate at full
+	// speed.
+	hard Budget
+	base rate.Limit
+	lim  *rate.Limiter
 	// mismatchLogged is set once a request declared another budget for the endpoint and that was logged.
 	mismatchLogged bool
 
-	mu sync.Mutex
+	mu  sync.Mutex
+	log *sendLog
 	// blockedUntil is the end of the latest Retry-After: nobody sends before it.
 	blockedUntil time.Time
 	// factor is the current share of the base rate, lowered on 429s and raised back step by step.
@@ -96,8 +161,14 @@ type endpoint struct {
 }
 
 func newEndpoint(b Budget, scale float64, now time.Time) *endpoint {
-	r, bucket := limits(b, scale)
-	return &endpoint{budget: b, base: r, lim: rate.NewLimiter(r, bucket), factor: 1, raisedAt: now, slowedAt: now}
+	hard := b.scaled(scale)
+	base := rate.Limit(float64(hard.PerMinute) / 60)
+	return &endpoint{
+		budget: b, hard: hard, base: base,
+		lim:    rate.NewLimiter(base, steadyBucket(hard, 1)),
+		log:    newSendLog(hard, now),
+		factor: 1, raisedAt: now, slowedAt: now,
+	}
 }
 
 // gate reports until when the endpoint is closed by a Retry-After.
@@ -107,9 +178,18 @@ func (e *endpoint) gate() time.Time {
 	return e.blockedUntil
 }
 
-// tokenDelay is how long until one token is available at now, without taking it. Callers sleep that long and then
-// try to take it, so the moment a token is taken is the moment the request is sent, whatever else they waited for.
+// tokenDelay is how long until both limits allow a request at now, without taking anything. Callers sleep that
+// long and then try to take it, so the moment a request is logged is the moment it is sent, whatever else they
+// waited for.
 func (e *endpoint) tokenDelay(now time.Time) time.Duration {
+	e.mu.Lock()
+	d := e.log.delay(now)
+	e.mu.Unlock()
+	return max(d, e.steadyDelay(now))
+}
+
+// steadyDelay is how long until the token bucket holds one token.
+func (e *endpoint) steadyDelay(now time.Time) time.Duration {
 	tokens := e.lim.TokensAt(now)
 	if tokens >= 1 {
 		return 0
@@ -123,14 +203,15 @@ func (e *endpoint) tokenDelay(now time.Time) time.Duration {
 	return time.Duration(math.Ceil((1-tokens)/limit*float64(time.Second))) + time.Microsecond
 }
 
-// take takes one token at now if one is there and no Retry-After closes the endpoint.
+// take logs a send at now and takes its token, if no Retry-After closes the endpoint and both limits allow it.
 func (e *endpoint) take(now time.Time) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if now.Before(e.blockedUntil) {
+	if now.Before(e.blockedUntil) || e.log.delay(now) > 0 || !e.lim.AllowN(now, 1) {
 		return false
 	}
-	return e.lim.AllowN(now, 1)
+	e.log.record(now)
+	return true
 }
 
 // throttled records a 429 for a request sent at sentAt. It closes the endpoint until until (when set) and halves its
@@ -145,9 +226,8 @@ func (e *endpoint) throttled(now, sentAt, until time.Time) (bool, rate.Limit) {
 	if sentAt.Before(e.slowedAt) || e.factor <= minFactor {
 		return false, e.lim.Limit()
 	}
-	e.factor = math.Max(minFactor, e.factor/2)
+	e.setFactor(now, math.Max(minFactor, e.factor/2))
 	e.slowedAt, e.raisedAt = now, now
-	e.lim.SetLimitAt(now, e.base*rate.Limit(e.factor))
 	return true, e.lim.Limit()
 }
 
@@ -159,8 +239,18 @@ func (e *endpoint) succeeded(now time.Time) (bool, rate.Limit) {
 	if e.factor >= 1 || now.Sub(e.raisedAt) < recoverEvery {
 		return false, e.lim.Limit()
 	}
-	e.factor = math.Min(1, e.factor+recoverStep)
+	e.setFactor(now, math.Min(1, e.factor+recoverStep))
 	e.raisedAt = now
-	e.lim.SetLimitAt(now, e.base*rate.Limit(e.factor))
 	return true, e.lim.Limit()
+}
+
+// setFactor sets the bucket's rate and size for factor f; e.mu is held.
+func (e *endpoint) setFactor(now time.Time, f float64) {
+	// Ten steps of 0.1 add up to 0.9999999999999999: a factor that close to 1 is full speed.
+	if f > 1-1e-9 {
+		f = 1
+	}
+	e.factor = f
+	e.lim.SetLimitAt(now, e.base*rate.Limit(f))
+	e.lim.SetBurstAt(now, steadyBucket(e.hard, f))
 }

@@ -1,6 +1,8 @@
 package klaviyo
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"sort"
 	"testing"
 	"time"
@@ -10,68 +12,26 @@ import (
 	"golang.org/x/time/rate"
 )
 
-func TestLimitsPerTier(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		name      string
-		budget    Budget
-		scale     float64
-		perMinute float64 // sustained requests a minute
-		bucket    int
-	}{
-		{"XS", TierXS(), 1, 14, 1}, // lowered from 14.25 so a 1-token bucket fits the minute
-		{"S", TierS(), 1, 57, 2},
-		{"M", TierM(), 1, 142.5, 7},
-		{"L", TierL(), 1, 712.5, 37},
-		{"XL", TierXL(), 1, 3325, 175},
-		{"L at 1/10", TierL(), 0.1, 71.25, 3},
-		{"XL at 1/10", TierXL(), 0.1, 332.5, 17},
-		{"XS at 1/10", TierXS(), 0.1, 1, 1}, // 1/s 2/min once rounded, as the sandbox scales it
-		{"M at 4x", TierM(), 4, 570, 30},
-		{"reporting 1/s 2/m", Budget{Burst: 1, PerMinute: 2}, 1, 1, 1},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r, bucket := limits(tc.budget, tc.scale)
-			assert.InDelta(t, tc.perMinute, float64(r)*60, 1e-9)
-			assert.Equal(t, tc.bucket, bucket)
-		})
-	}
-}
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// TestLimitsNeverOverrunKlaviyoWindows drives each budget's limiter as hard as it allows on a virtual clock for ten
-// minutes and counts requests in every 1 s and 60 s window (sliding, which covers Klaviyo's fixed ones).
-func TestLimitsNeverOverrunKlaviyoWindows(t *testing.T) {
-	t.Parallel()
-	for _, b := range []Budget{TierXS(), TierS(), TierM(), TierL(), TierXL(), {Burst: 1, PerMinute: 2}} {
-		for _, scale := range []float64{1, 0.5, 0.1, 3} {
-			r, bucket := limits(b, scale)
-			lim := rate.NewLimiter(r, bucket)
-			start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-			end := start.Add(10 * time.Minute)
-			var sent []time.Time
-			for now := start; ; {
-				res := lim.ReserveN(now, 1)
-				require.True(t, res.OK())
-				now = now.Add(res.DelayFrom(now))
-				if !now.Before(end) {
-					break
-				}
-				sent = append(sent, now)
-			}
-			perSecond := float64(b.scaled(scale).Burst)
-			perMinute := float64(b.scaled(scale).PerMinute)
-			assert.LessOrEqual(t, float64(maxInWindow(sent, time.Second)), perSecond, "%+v×%v per second", b, scale)
-			assert.LessOrEqual(t, float64(maxInWindow(sent, time.Minute)), perMinute, "%+v×%v per minute", b, scale)
-			if perMinute >= 20 {
-				// The budget is used, not just respected: at least 90% of the steady rate over the ten minutes.
-				assert.GreaterOrEqual(t, float64(len(sent)), 0.9*perMinute*10, "%+v×%v throughput", b, scale)
-			}
+// sendAt sends one request on ep as a caller that arrives at at: it waits as long as ep says, then takes. It returns
+// when the request was sent.
+func sendAt(t *testing.T, ep *endpoint, at time.Time) time.Time {
+	t.Helper()
+	for range 1000 {
+		if d := ep.tokenDelay(at); d > 0 {
+			at = at.Add(d)
+			continue
 		}
+		require.True(t, ep.take(at), "tokenDelay said yes at %s, take said no", at)
+		return at
 	}
+	require.FailNow(t, "no request sent after 1000 waits")
+	return at
 }
 
-// maxInWindow is the largest number of times inside any half-open window [t, t+w) that starts at one of them.
+// maxInWindow is the largest number of times inside any half-open window [t, t+w) that starts at one of them
+// (which covers every window, sliding or fixed, wherever it starts). It sorts ts.
 func maxInWindow(ts []time.Time, w time.Duration) int {
 	sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
 	best, j := 0, 0
@@ -84,9 +44,183 @@ func maxInWindow(ts []time.Time, w time.Duration) int {
 	return best
 }
 
+func TestABurstGoesAtOnceAndTheNextWaitsForTheNextSecond(t *testing.T) {
+	t.Parallel()
+	ep := newEndpoint(TierL(), 1, t0)
+	for i := range 75 {
+		require.Zero(t, ep.tokenDelay(t0), "request %d of the burst", i+1)
+		require.True(t, ep.take(t0))
+	}
+	assert.Equal(t, shortWindow, ep.tokenDelay(t0), "the 76th waits until the burst is a second and the margin old")
+	assert.False(t, ep.take(t0.Add(shortWindow-time.Nanosecond)))
+	assert.Equal(t, time.Nanosecond, ep.tokenDelay(t0.Add(shortWindow-time.Nanosecond)))
+	assert.True(t, ep.take(t0.Add(shortWindow)))
+}
+
+func TestAMinuteIsSpentInBurstsThenWaitsForTheMinute(t *testing.T) {
+	t.Parallel()
+	ep := newEndpoint(TierL(), 1, t0)
+	var sent []time.Time
+	for range 750 {
+		sent = append(sent, sendAt(t, ep, t0))
+	}
+	// 750 at 75 a second: ten bursts, one every second and margin.
+	for i, at := range sent {
+		require.Equal(t, t0.Add(time.Duration(i/75)*shortWindow), at, "request %d", i+1)
+	}
+	last := sent[len(sent)-1]
+	assert.Equal(t, t0.Add(9*shortWindow), last, "the minute's 750 are spent in under 11 s")
+	// The 751st waits for the first request to be a minute and the margin old, then the minute repeats.
+	assert.Equal(t, t0.Add(longWindow), sendAt(t, ep, last))
+	for range 74 {
+		require.Equal(t, t0.Add(longWindow), sendAt(t, ep, last))
+	}
+	assert.Equal(t, t0.Add(longWindow+shortWindow), sendAt(t, ep, last))
+
+	// Sends a long window old constrain nothing: the log keeps only the last minute's.
+	later := t0.Add(5 * time.Minute)
+	assert.Equal(t, later, sendAt(t, ep, later))
+	assert.Len(t, ep.log.at, 1)
+}
+
+func TestAStartedSecondLeavesTheRestOfTheBurst(t *testing.T) {
+	t.Parallel()
+	ep := newEndpoint(TierM(), 1, t0)
+	for i := range 4 {
+		sendAt(t, ep, t0.Add(time.Duration(i)*100*time.Millisecond))
+	}
+	// 4 of M's 10 went in the last 300 ms: 6 more may go now, the 11th when the first is a window old.
+	now := t0.Add(300 * time.Millisecond)
+	for range 6 {
+		require.Equal(t, now, sendAt(t, ep, now))
+	}
+	assert.Equal(t, t0.Add(shortWindow), sendAt(t, ep, now))
+}
+
+// TestDrivenHardAnEndpointKeepsItsLimitsAndSpendsTheSteadyRate drives each budget as hard as it allows for ten
+// minutes of virtual time: every 1 s and 60 s window (sliding, which covers Klaviyo's fixed ones) stays within the
+// limits even when widened by the jitter margin, the bucket never binds at full speed, and the steady rate is spent
+// but for the margin.
+func TestDrivenHardAnEndpointKeepsItsLimitsAndSpendsTheSteadyRate(t *testing.T) {
+	t.Parallel()
+	for _, b := range []Budget{TierXS(), TierS(), TierM(), TierL(), TierXL(), {Burst: 1, PerMinute: 2}, {Burst: 5, PerMinute: 3}} {
+		for _, scale := range []float64{1, 0.5, 0.1, 3} {
+			ep := newEndpoint(b, scale, t0)
+			end := t0.Add(10 * time.Minute)
+			var sent []time.Time
+			for now := t0; ; {
+				if d := ep.tokenDelay(now); d > 0 {
+					require.Equal(t, ep.log.delay(now), d, "%+v×%v: at full speed only the log waits", b, scale)
+					now = now.Add(d)
+					continue
+				}
+				if !now.Before(end) {
+					break
+				}
+				require.True(t, ep.take(now))
+				sent = append(sent, now)
+			}
+			hard := b.scaled(scale)
+			assert.LessOrEqual(t, maxInWindow(sent, shortWindow), hard.Burst, "%+v×%v per second", b, scale)
+			assert.LessOrEqual(t, maxInWindow(sent, longWindow), hard.PerMinute, "%+v×%v per minute", b, scale)
+			// Every long window starting in the ten minutes is spent in full.
+			windows := int((10*time.Minute + longWindow - 1) / longWindow)
+			assert.Equal(t, windows*hard.PerMinute, len(sent), "%+v×%v throughput", b, scale)
+		}
+	}
+}
+
+// TestNoFixedWindowEverHoldsMoreThanTheLimits is the property the limiter exists for. Random budgets are driven by
+// random numbers of concurrent callers with random latencies (each sends, waits for its answer, sends again); each
+// request reaches the server up to a random jitter (under the margin) after it was sent. In no 1 s or 60 s interval
+// of arrival times, wherever it starts, and so in none of Klaviyo's fixed windows, are there more requests than the
+// limits; and no interval of send times widened by the margin holds more either.
+func TestNoFixedWindowEverHoldsMoreThanTheLimits(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(150) {
+		rnd := rand.New(rand.NewPCG(seed, 12))
+		burst := 1 + rnd.IntN(400)
+		b := Budget{Burst: burst, PerMinute: burst + rnd.IntN(10*burst+20)}
+		scale := []float64{1, 1, 0.1, 0.5, 2}[rnd.IntN(5)]
+		callers := 1 + rnd.IntN(64)
+		maxLatency := time.Duration(rnd.Int64N(int64(2 * time.Second)))
+		jitter := time.Duration(rnd.Int64N(int64(jitterMargin)))
+		t.Run(fmt.Sprintf("seed %d %+v×%v %d callers", seed, b, scale, callers), func(t *testing.T) {
+			ep := newEndpoint(b, scale, t0)
+			end := t0.Add(3 * time.Minute)
+			// next[i] is when caller i next wants to send; the earliest goes first, as the scheduler would.
+			next := make([]time.Time, callers)
+			for i := range next {
+				next[i] = t0.Add(time.Duration(rnd.Int64N(int64(3 * time.Second))))
+			}
+			var sent, arrived []time.Time
+			for {
+				i := 0
+				for j := range next {
+					if next[j].Before(next[i]) {
+						i = j
+					}
+				}
+				if !next[i].Before(end) {
+					break
+				}
+				if d := ep.tokenDelay(next[i]); d > 0 {
+					next[i] = next[i].Add(d)
+					continue
+				}
+				require.True(t, ep.take(next[i]))
+				sent = append(sent, next[i])
+				arrived = append(arrived, next[i].Add(time.Duration(rnd.Int64N(int64(jitter)+1))))
+				next[i] = next[i].Add(time.Duration(rnd.Int64N(int64(maxLatency) + 1)))
+			}
+			hard := b.scaled(scale)
+			require.NotEmpty(t, sent)
+			assert.LessOrEqual(t, maxInWindow(arrived, time.Second), hard.Burst, "arrivals per second")
+			assert.LessOrEqual(t, maxInWindow(arrived, time.Minute), hard.PerMinute, "arrivals per minute")
+			assert.LessOrEqual(t, maxInWindow(sent, shortWindow), hard.Burst, "sends per second and margin")
+			assert.LessOrEqual(t, maxInWindow(sent, longWindow), hard.PerMinute, "sends per minute and margin")
+		})
+	}
+}
+
+func TestACallerWithAnOlderClockReadingWaitsForTheLatestSend(t *testing.T) {
+	t.Parallel()
+	ep := newEndpoint(Budget{Burst: 2, PerMinute: 100}, 1, t0)
+	require.True(t, ep.take(t0.Add(time.Millisecond)))
+	// A caller that read the clock a moment before the first sent is not logged out of order.
+	assert.False(t, ep.take(t0))
+	assert.Equal(t, time.Millisecond, ep.tokenDelay(t0))
+	require.True(t, ep.take(t0.Add(time.Millisecond)))
+	assert.Equal(t, shortWindow, ep.tokenDelay(t0.Add(time.Millisecond)))
+}
+
+func TestTheBucketHoldsAMinuteAtFullSpeedAndABurstShareWhenSlowed(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		budget      Budget
+		scale       float64
+		perMinute   float64 // the bucket's rate, in requests a minute
+		full, slow2 int     // bucket size at full speed and at half speed
+	}{
+		{TierXS(), 1, 15, 15, 1},
+		{TierS(), 1, 60, 60, 1},
+		{TierM(), 1, 150, 150, 5},
+		{TierL(), 1, 750, 750, 37},
+		{TierXL(), 1, 3500, 3500, 175},
+		{TierL(), 0.1, 75, 75, 4},
+		{TierXS(), 0.1, 2, 2, 1},
+	}
+	for _, tc := range cases {
+		ep := newEndpoint(tc.budget, tc.scale, t0)
+		assert.InDelta(t, tc.perMinute, float64(ep.base)*60, 1e-9, "%+v×%v", tc.budget, tc.scale)
+		assert.Equal(t, tc.full, ep.lim.Burst(), "%+v×%v", tc.budget, tc.scale)
+		ep.throttled(t0.Add(time.Second), t0.Add(time.Second), time.Time{})
+		assert.Equal(t, tc.slow2, ep.lim.Burst(), "%+v×%v slowed", tc.budget, tc.scale)
+	}
+}
+
 func TestEndpointSlowsDownOnceperBurstAndRecoversStepByStep(t *testing.T) {
 	t.Parallel()
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	ep := newEndpoint(TierL(), 1, t0)
 	base := ep.base
 
@@ -107,6 +241,7 @@ func TestEndpointSlowsDownOnceperBurstAndRecoversStepByStep(t *testing.T) {
 	down, r = ep.throttled(t2, t2.Add(-time.Millisecond), time.Time{})
 	assert.True(t, down)
 	assert.InDelta(t, float64(base)/4, float64(r), 1e-9)
+	assert.Equal(t, 18, ep.lim.Burst(), "a quarter of a second's burst")
 
 	up, _ := ep.succeeded(t2.Add(9 * time.Second))
 	assert.False(t, up, "no increase before recoverEvery")
@@ -121,6 +256,7 @@ func TestEndpointSlowsDownOnceperBurstAndRecoversStepByStep(t *testing.T) {
 	}
 	assert.Equal(t, 8, steps, "0.25 → 1 in steps of 0.1")
 	assert.InDelta(t, float64(base), float64(r), 1e-9)
+	assert.Equal(t, 750, ep.lim.Burst(), "recovered, the bucket holds the minute again")
 
 	// However many 429s, the endpoint keeps a sixteenth of its budget.
 	now := t2.Add(time.Hour)
@@ -129,6 +265,30 @@ func TestEndpointSlowsDownOnceperBurstAndRecoversStepByStep(t *testing.T) {
 		ep.throttled(now, now, time.Time{})
 	}
 	assert.InDelta(t, float64(base)/16, float64(ep.lim.Limit()), 1e-9)
+}
+
+// TestASlowedEndpointPacesItself: after a 429 the minute's room is unknown, so a slowed endpoint no longer spends
+// the burst: at half speed, a minute driven as hard as the endpoint allows holds half a second's burst and half a
+// minute's steady rate, not the 750 the log alone would allow.
+func TestASlowedEndpointPacesItself(t *testing.T) {
+	t.Parallel()
+	ep := newEndpoint(TierL(), 1, t0)
+	for range 750 {
+		sendAt(t, ep, t0)
+	}
+	t1 := t0.Add(2 * time.Minute)
+	down, r := ep.throttled(t1, t1, time.Time{})
+	require.True(t, down)
+	require.Equal(t, rate.Limit(750.0/60/2), r)
+	var sent []time.Time
+	for now := t1; now.Before(t1.Add(time.Minute)); {
+		now = sendAt(t, ep, now)
+		if now.Before(t1.Add(time.Minute)) {
+			sent = append(sent, now)
+		}
+	}
+	assert.InDelta(t, 37+375, len(sent), 1, "half a burst, then half the steady rate")
+	assert.LessOrEqual(t, maxInWindow(sent, time.Second), 37+7, "half a burst and a second at half the steady rate")
 }
 
 func TestScaledBudgetsAreWholeRequests(t *testing.T) {

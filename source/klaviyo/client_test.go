@@ -614,10 +614,10 @@ func TestCancellationStopsAWaitingRequest(t *testing.T) {
 		f.c.now = time.Now
 		f.mux.HandleFunc("GET /api/segments", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, page("", "s1")) })
 		req := Request{Endpoint: "/api/segments", Budget: TierXS(), Path: "/api/segments"}
-		_, err := f.c.Get(ctx, req) // takes XS's only token
+		_, err := f.c.Get(ctx, req) // XS's one request a second
 		require.NoError(t, err)
 		go func() { <-waiting; cancel() }()
-		_, err = f.c.Get(ctx, req) // the next token is ~4 s away
+		_, err = f.c.Get(ctx, req) // the next may go 1.1 s later
 		assert.ErrorIs(t, err, context.Canceled)
 		assert.EqualValues(t, 1, f.c.Stats().Requests)
 	})
@@ -636,19 +636,15 @@ func TestBudgetWaitsUseTheInjectedClock(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	f.mux.HandleFunc("GET /api/segments", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, page("", "s1")) })
-	req := Request{Endpoint: "/api/segments", Budget: TierXS(), Path: "/api/segments"}
-	for range 3 {
+	req := Request{Endpoint: "/api/segments", Budget: TierM(), Path: "/api/segments"}
+	for range 21 {
 		_, err := f.c.Get(context.Background(), req)
 		require.NoError(t, err)
 	}
-	// XS sustains 14 requests a minute with a bucket of one: the 2nd and 3rd requests each wait 60/14 s.
-	perToken := time.Minute / 14
-	sleeps := f.clock.Sleeps()
-	require.Len(t, sleeps, 2)
-	for _, d := range sleeps {
-		assert.InDelta(t, perToken.Seconds(), d.Seconds(), 0.002)
-	}
-	assert.InDelta(t, (2 * perToken).Seconds(), f.c.Stats().Wait.Seconds(), 0.005)
+	// M allows 10 requests a second: each burst of 10 goes at once, and the 11th and 21st wait for the next second
+	// (and the jitter margin).
+	assert.Equal(t, []time.Duration{shortWindow, shortWindow}, f.clock.Sleeps())
+	assert.Equal(t, 2*shortWindow, f.c.Stats().Wait)
 }
 
 func TestGetRejectsIncompleteRequests(t *testing.T) {
