@@ -2,11 +2,13 @@ package source_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"sort"
 	"testing"
 	"time"
 
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/sandbox"
 	"github.com/stretchr/testify/require"
 )
 
@@ -190,6 +192,89 @@ func TestRelativeStartDateIsFixedAtTheFirstSync(t *testing.T) {
 				}
 			}
 			require.True(t, earliest.Before(start.Add(5*24*time.Hour)), "the second read reaches back to the fixed start, not 20 days before itself")
+		})
+	}
+}
+
+// Late events, in both dialects: events the sandbox creates after its clock moved, dated before the first sync's
+// checkpoint, arrive in the next sync thanks to the lookback, each once; without a lookback they are lost.
+func TestLateEventsArriveThroughTheLookback(t *testing.T) {
+	for _, tc := range []struct {
+		dialect  string
+		lookback int
+	}{{"airbyte", 7200}, {"singer", 7200}, {"airbyte", 0}} {
+		t.Run(fmt.Sprintf("%s lookback=%d", tc.dialect, tc.lookback), func(t *testing.T) {
+			opts := releaseOptions()
+			// Late events up to 3 days before the clock's previous value: the golden account's events are sparse,
+			// so the first sync's checkpoint (its last event) lies hours before its start, and some late events
+			// fall below it, which only a lookback catches.
+			opts.LateEvents = sandbox.LateEvents{PerAdvance: 40, Window: 72 * time.Hour}
+			srv := startSandbox(t, opts)
+			dir := t.TempDir()
+			cfg := writeFile(t, dir, "config.json", configFor(srv, map[string]any{"events_lookback_minutes": tc.lookback}))
+			sync := func(now time.Time, state map[string]json.RawMessage) (*syncOutput, map[string]json.RawMessage) {
+				if tc.dialect == "airbyte" {
+					st := ""
+					if state != nil {
+						st = writeFile(t, dir, fmt.Sprintf("state-%d.json", now.Unix()), airbyteStateFile(state))
+					}
+					res, o := airbyteRead(t, now, cfg, airbyteCatalog(t, dir, cfg, true, "events"), st)
+					requireCompleted(t, res, o, []string{"events"})
+					return o, checkAirbyteStates(t, o, state, now)
+				}
+				st := ""
+				if state != nil {
+					st = writeFile(t, dir, fmt.Sprintf("state-%d.json", now.Unix()), map[string]any{"bookmarks": state})
+				}
+				res, o := singerSync(t, now, cfg, singerCatalog(t, dir, cfg, "events"), st)
+				require.Equal(t, 0, res.code, res.stderr)
+				final, _ := checkSingerStates(t, o, state, now)
+				return o, final
+			}
+			t0 := srv.Now()
+			first, state := sync(t0, nil)
+			written := eventTimes(t, first)
+			srv.Advance(2 * time.Hour)
+			late := srv.LateEvents()
+			require.Len(t, late, 40)
+			lateIDs := map[string]bool{}
+			for _, e := range late {
+				require.True(t, e.Datetime.Before(t0), "a late event is dated before the first sync's start")
+				lateIDs[e.ID] = true
+			}
+			second, _ := sync(srv.Now(), state)
+			arrived := 0
+			for id := range eventTimes(t, second) {
+				if lateIDs[id] {
+					arrived++
+					continue
+				}
+				_, again := written[id]
+				require.False(t, again, "event %s was written by the first sync and again by the second", id)
+			}
+			// Only late events dated within the lookback below the first sync's checkpoint can be caught.
+			var cursor struct {
+				Datetime string `json:"datetime"`
+			}
+			require.NoError(t, json.Unmarshal(state["events"], &cursor))
+			at, err := time.Parse(time.RFC3339, cursor.Datetime)
+			require.NoError(t, err)
+			catchable, belowCursor := 0, 0
+			for _, e := range late {
+				if !e.Datetime.Before(at.Add(-time.Duration(tc.lookback) * time.Minute)) {
+					catchable++
+				}
+				if e.Datetime.Before(at) {
+					belowCursor++
+				}
+			}
+			require.Positive(t, belowCursor, "some late events fall below the first sync's checkpoint, or the test proves nothing")
+			if tc.lookback == 0 {
+				require.Less(t, arrived, len(late), "without a lookback, late events below the checkpoint are lost")
+			} else {
+				require.Equal(t, len(late), catchable, "the lookback reaches every late event")
+			}
+			require.Equal(t, catchable, arrived, "every late event the lookback reaches arrives, once")
 		})
 	}
 }

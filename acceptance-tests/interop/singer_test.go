@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -264,4 +266,72 @@ print(json.dumps({t: con.execute(f'select count(*) from "{sys.argv[2]}"."{t}"').
 	var tables map[string]int
 	require.NoError(t, json.Unmarshal(r.stdout, &tables), "%s", r.stdout)
 	sync.requireRowsLoaded(t, tables, "DuckDB schema "+schema)
+}
+
+// TestTargetPostgresDropsRemovedMembers proves activate-version end to end: list_memberships read FULL_TABLE into
+// MeltanoLabs' target-postgres twice, with a member removed from a list in between; the second sync's
+// ACTIVATE_VERSION makes the target drop that member's row, and only that one.
+func TestTargetPostgresDropsRemovedMembers(t *testing.T) {
+	t.Parallel()
+	targetPG := tool(t, "target-postgres", "target-postgres")
+	pg := startPostgres(t)
+	sb := startSandbox(t)
+	dir := t.TempDir()
+	cfg := connectorConfig(t, dir, sb)
+	_, cat := discoverSinger(t, dir, cfg)
+	var all struct {
+		Streams []map[string]any `json:"streams"`
+	}
+	require.NoError(t, json.Unmarshal(cat.Raw, &all))
+	var streams []json.RawMessage
+	for _, doc := range all.Streams {
+		if doc["tap_stream_id"] != "list_memberships" {
+			continue
+		}
+		for _, md := range doc["metadata"].([]any) {
+			m := md.(map[string]any)
+			if len(m["breadcrumb"].([]any)) == 0 {
+				m["metadata"].(map[string]any)["selected"] = true
+				m["metadata"].(map[string]any)["replication-method"] = "FULL_TABLE"
+			}
+		}
+		b, err := json.Marshal(doc)
+		require.NoError(t, err)
+		streams = append(streams, b)
+	}
+	require.Len(t, streams, 1)
+	catPath := writeJSON(t, filepath.Join(dir, "members.json"), map[string]any{"streams": streams})
+	const schema = "removals"
+	tcfg := writeJSON(t, filepath.Join(dir, "target-postgres.json"), map[string]any{
+		"host": "127.0.0.1", "port": pg.port, "user": "postgres", "password": "", "database": "postgres",
+		"default_target_schema": schema, "hard_delete": true, "add_record_metadata": true,
+	})
+	sync := func() {
+		t.Helper()
+		p := pipe(t, dir, []string{"--config", cfg, "--catalog", catPath}, targetPG, "--config", tcfg)
+		requirePipeOK(t, p)
+		require.Contains(t, string(p.tap.stdout), `"type":"ACTIVATE_VERSION","stream":"list_memberships"`)
+	}
+	rows := func() map[string]bool {
+		out := map[string]bool{}
+		for _, line := range pg.query(t, fmt.Sprintf(`select list_id || '/' || profile_id from %s.list_memberships`, schema)) {
+			out[line] = true
+		}
+		return out
+	}
+	sync()
+	before := rows()
+	require.NotEmpty(t, before)
+	var removed string
+	for k := range before {
+		removed = k
+		break
+	}
+	list, profile, _ := strings.Cut(removed, "/")
+	sb.admin(t, http.MethodPost, "/_sandbox/remove-member", url.Values{"group": {list}, "profile": {profile}}, nil)
+
+	sync()
+	after := rows()
+	require.NotContains(t, after, removed, "the member removed at the source is gone from the table")
+	require.Len(t, after, len(before)-1, "every other member is still there")
 }
