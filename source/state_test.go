@@ -221,9 +221,9 @@ func TestTrackerKeepsIDsAtTheCursor(t *testing.T) {
 // The lookback: a checkpoint lists the records written within the lookback below it, so a sync that re-reads
 // that range writes only the late ones; and the list survives the state's round trip.
 func TestTrackerListsTheLookback(t *testing.T) {
-	t0 := ts("2026-01-09T00:00:00Z")
+	t0 := ts("2026-01-09T22:00:00Z")
 	tr := newTracker(cursorState{}, ts("2026-01-10T00:00:00Z"))
-	tr.lookback = time.Hour
+	tr.lookback = 2 * time.Hour
 	w := &window{lo: t0, hi: ts("2026-01-10T00:00:00Z"), sorted: true}
 	tr.add([]*window{w})
 	tr.observe(w, "e0", t0)
@@ -234,23 +234,23 @@ func TestTrackerListsTheLookback(t *testing.T) {
 	c := tr.cursor()
 	require.Equal(t, t0.Add(70*time.Minute), c.At)
 	require.Equal(t, []string{"e3"}, c.IDs)
-	require.Equal(t, t0.Add(10*time.Minute), c.From)
-	require.Equal(t, []string{"e1", "e2"}, c.Recent, "e0 is more than an hour below the checkpoint")
+	require.Equal(t, t0, c.From, "the list starts at the lookback before the sync's start")
+	require.Equal(t, []string{"e0", "e1", "e2"}, c.Recent)
 
 	events, _ := catalog.Lookup("events")
 	raw, err := encodeState(events, c, nil)
 	require.NoError(t, err)
-	require.JSONEq(t, `{"datetime":"2026-01-09T01:10:00Z","ids_at_cursor":["e3"],"lookback_from":"2026-01-09T00:10:00Z","lookback_ids":["e1","e2"],"state_version":1}`, string(raw))
+	require.JSONEq(t, `{"datetime":"2026-01-09T23:10:00Z","ids_at_cursor":["e3"],"lookback_from":"2026-01-09T22:00:00Z","lookback_ids":["e0","e1","e2"],"state_version":1}`, string(raw))
 	back, _, err := decodeState(events, raw)
 	require.NoError(t, err)
 	require.True(t, back.skip("e2", t0.Add(50*time.Minute)), "written within the lookback")
 	require.True(t, back.skip("e3", t0.Add(70*time.Minute)), "written at the checkpoint")
 	require.False(t, back.skip("late", t0.Add(30*time.Minute)), "a late event is written")
-	require.False(t, back.skip("e0", t0), "below the lookback nothing is skipped (it is not read again)")
+	require.False(t, back.skip("old", t0.Add(-time.Minute)), "below the lookback nothing is skipped (it is not read again)")
 
 	// A resumed sync that re-reads the lookback sees the listed records again (skipped) and keeps them listed.
-	tr = newTracker(back, ts("2026-01-10T00:00:00Z"))
-	tr.lookback = time.Hour
+	tr = newTracker(back, ts("2026-01-10T01:00:00Z"))
+	tr.lookback = 2 * time.Hour
 	w = &window{lo: back.From, hi: ts("2026-01-10T00:00:00Z"), sorted: true}
 	tr.add([]*window{w})
 	tr.observe(w, "e1", t0.Add(10*time.Minute))
@@ -263,6 +263,14 @@ func TestTrackerListsTheLookback(t *testing.T) {
 	tr.finish(w)
 	c = tr.cursor()
 	require.Equal(t, t0.Add(90*time.Minute), c.At)
-	require.Equal(t, []string{"e2", "e3", "late"}, c.Recent)
-	require.Equal(t, t0.Add(30*time.Minute), c.From)
+	require.Equal(t, []string{"e3"}, c.Recent, "only what lies within the lookback before this sync's start is listed")
+	require.Equal(t, t0.Add(60*time.Minute), c.From)
+
+	// A checkpoint more than a lookback below the sync's start lists nothing: it resumes at its cursor.
+	tr = newTracker(cursorState{}, ts("2026-01-12T00:00:00Z"))
+	tr.lookback = time.Hour
+	w = &window{lo: t0, hi: ts("2026-01-12T00:00:00Z"), sorted: true}
+	tr.add([]*window{w})
+	tr.observe(w, "e0", t0)
+	require.Equal(t, cursorState{At: t0, IDs: []string{"e0"}}, tr.cursor())
 }

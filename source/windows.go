@@ -110,7 +110,10 @@ func (t *tracker) observe(w *window, id string, c time.Time) {
 	case c.Equal(w.maxSeen):
 		w.atMax = append(w.atMax, id)
 	}
-	if t.lookback > 0 {
+	if t.lookback > 0 && !c.Before(t.syncStart.Add(-t.lookback)) {
+		// Only the last lookback before the sync's start is listed: late records are dated shortly before they
+		// are created, so after the previous sync, which ended at its start; a checkpoint further back (an
+		// interrupted backfill) resumes exactly at its cursor instead, and a backfill keeps no list in memory.
 		w.recent = append(w.recent, seenID{id: id, at: c})
 		if len(w.recent) >= 2*recentPrune {
 			// Keep only what a checkpoint can still need: no checkpoint is below this window's maxSeen once its
@@ -206,7 +209,10 @@ func (t *tracker) cursor() cursorState {
 // recentBelow lists the records seen with a cursor in [best - lookback, best), from every counted window and, when
 // the checkpoint has not moved, from the previous state (records of its lookback not re-read yet).
 func (t *tracker) recentBelow(best time.Time, unbounded bool, safe time.Time) (time.Time, []string) {
-	from := best.Add(-t.lookback)
+	from := later(best.Add(-t.lookback), t.syncStart.Add(-t.lookback))
+	if !from.Before(best) && !best.Equal(t.prev.At) {
+		return time.Time{}, nil // a checkpoint below the listed range: resumed exactly at its cursor
+	}
 	seen := map[string]bool{}
 	var ids []string
 	add := func(id string) {

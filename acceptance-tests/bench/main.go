@@ -143,12 +143,12 @@ func run() error {
 }
 
 // scenarioNames lists the scenarios, for -only.
-const scenarioNames = "rate-events, rate-profiles, rate-both, rate-both-inflight, rate-catalog, small-profiles, small-events, cpu"
+const scenarioNames = "rate-events, rate-profiles, rate-both, rate-both-inflight, rate-catalog, small-profiles, small-events, cpu, cpu-maps"
 
 // plan builds the scenarios the flags ask for.
 func plan(o options) ([]scenario, error) {
 	all := []scenario{rateEvents(o), rateProfiles(o), rateBoth(o, false), rateBoth(o, true), rateCatalog(o),
-		small(o, "profiles", o.smallProfs), small(o, "events", o.smallEvents), cpuBound(o)}
+		small(o, "profiles", o.smallProfs), small(o, "events", o.smallEvents), cpuBound(o), cpuMaps(o)}
 	var out []scenario
 	if o.only != "" {
 		want := map[string]bool{}

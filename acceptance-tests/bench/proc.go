@@ -190,6 +190,9 @@ func runScenario(ctx context.Context, b bins, sc scenario, o options, dir string
 	if o.concurrency > 0 {
 		cfg["max_concurrency"] = o.concurrency
 	}
+	for k, v := range sc.config {
+		cfg[k] = v
+	}
 	cfgPath := filepath.Join(dir, "config.json")
 	if err := writeJSON(cfgPath, cfg); err != nil {
 		return result{}, err

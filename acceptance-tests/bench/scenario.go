@@ -31,6 +31,8 @@ type scenario struct {
 	smallStream string
 	// latency is the sandbox's latency, which burstFloor counts once.
 	latency time.Duration
+	// config holds connector settings added to the scenario's config (a stream map, for cpu-maps).
+	config map[string]any
 }
 
 // pageAndBudget returns a stream's page size and steady requests per minute from the stream table, so the
@@ -201,6 +203,19 @@ func cpuBound(o options) scenario {
 			o.events, o.profiles),
 		sandboxArgs: []string{"--events", strconv.Itoa(o.events), "--profiles", strconv.Itoa(o.profiles), "--rate-limits", "off"},
 	}
+}
+
+// cpuMaps is the CPU-bound scenario with a hashing stream map on both streams (the profile's email and phone
+// under md5 and sha256, the event's profile id under sha256), to show what mapping costs next to cpu.
+func cpuMaps(o options) scenario {
+	sc := cpuBound(o)
+	sc.name = "cpu-maps"
+	sc.about += "; stream_maps: profiles email md5, phone_number sha256; events profile_id sha256"
+	sc.config = map[string]any{"stream_maps": map[string]any{
+		"profiles": map[string]any{"email": "md5(email)", "phone_number": "sha256(phone_number)"},
+		"events":   map[string]any{"profile_id": "sha256(profile_id)"},
+	}}
+	return sc
 }
 
 // endpointBudgets maps each endpoint template the catalog reads to its steady requests per minute. Streams that
