@@ -18,6 +18,7 @@ import (
 
 	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/protocol"
 	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/sandbox"
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/sandbox/sandboxtest"
 	"github.com/source-klaviyo/source-klaviyo/catalog"
 	"github.com/source-klaviyo/source-klaviyo/schemas"
 )
@@ -58,10 +59,7 @@ func startSandbox(t *testing.T, opts sandbox.Options) *sandbox.Server {
 	if opts.APIKeys == nil {
 		opts.APIKeys = map[string][]string{testKey: nil}
 	}
-	srv, err := sandbox.Start(opts)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Close() })
-	return srv
+	return sandboxtest.Start(t, opts)
 }
 
 // writeJSON writes v into a temp file and returns its path.
@@ -197,9 +195,7 @@ func contains(xs []string, x string) bool {
 // schemaValidators compiles every stream schema once.
 func schemaValidator(t *testing.T, stream string) *gojsonschema.Schema {
 	t.Helper()
-	raw, err := schemas.Get(stream)
-	require.NoError(t, err)
-	s, err := gojsonschema.NewSchema(gojsonschema.NewBytesLoader(raw))
+	s, err := schemas.Compile(stream)
 	require.NoError(t, err)
 	return s
 }

@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"sort"
 	"strings"
+
+	"github.com/xeipuuv/gojsonschema"
 )
 
 //go:generate go run ./internal/gen
@@ -51,4 +53,18 @@ func Names() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// Compile returns the stream's schema compiled for validating records, for the tests and tools that check what
+// the connector writes against what it declares.
+func Compile(stream string) (*gojsonschema.Schema, error) {
+	raw, err := Get(stream)
+	if err != nil {
+		return nil, err
+	}
+	s, err := gojsonschema.NewSchema(gojsonschema.NewBytesLoader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("compiling the schema of stream %s: %w", stream, err)
+	}
+	return s, nil
 }

@@ -359,3 +359,13 @@ func dedupe(s []string) []string {
 	sort.Strings(s)
 	return slices.Compact(s)
 }
+
+func TestCompile(t *testing.T) {
+	s, err := schemas.Compile("events")
+	require.NoError(t, err)
+	res, err := s.Validate(gojsonschema.NewStringLoader(`{"id":"e1"}`))
+	require.NoError(t, err)
+	require.True(t, res.Valid(), "%v", res.Errors())
+	_, err = schemas.Compile("no_such_stream")
+	require.Error(t, err)
+}

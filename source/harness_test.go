@@ -22,6 +22,7 @@ import (
 
 	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/protocol"
 	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/sandbox"
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/sandbox/sandboxtest"
 	"github.com/source-klaviyo/source-klaviyo/catalog"
 	"github.com/source-klaviyo/source-klaviyo/source"
 )
@@ -76,10 +77,7 @@ func startSandbox(t *testing.T, opts sandbox.Options) *sandbox.Server {
 	if opts.APIKeys == nil {
 		opts.APIKeys = map[string][]string{testKey: nil}
 	}
-	srv, err := sandbox.Start(opts)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Close() })
-	return srv
+	return sandboxtest.Start(t, opts)
 }
 
 // writeFile writes content (a string, []byte or anything JSON-encodable) to a file in dir and returns its path.
