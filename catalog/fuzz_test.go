@@ -24,7 +24,7 @@ func checkSelections(t *testing.T, sels []Selection) {
 		if s.Fields == nil {
 			continue
 		}
-		all, err := schemaProperties(s.Stream.Name)
+		all, err := schemaProperties(s.Stream)
 		if err != nil {
 			t.Fatal(err)
 		}

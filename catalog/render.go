@@ -53,11 +53,13 @@ type SingerMetadata struct {
 }
 
 // AirbyteStreams renders every stream of the table as an AirbyteStream, in table order.
-func AirbyteStreams() ([]AirbyteStream, error) {
-	streams := Streams()
+func AirbyteStreams() ([]AirbyteStream, error) { return AirbyteStreamsOf(Streams()) }
+
+// AirbyteStreamsOf renders the given streams (the table's and the config's report streams) as AirbyteStreams.
+func AirbyteStreamsOf(streams []Stream) ([]AirbyteStream, error) {
 	out := make([]AirbyteStream, 0, len(streams))
 	for _, s := range streams {
-		schema, err := compactSchema(s.Name)
+		schema, err := compactSchema(s)
 		if err != nil {
 			return nil, err
 		}
@@ -73,7 +75,9 @@ func AirbyteStreams() ([]AirbyteStream, error) {
 		if s.Incremental() {
 			a.SupportedSyncModes = append(a.SupportedSyncModes, SyncIncremental)
 			a.SourceDefinedCursor = true
-			a.DefaultCursorField = []string{s.Cursor.Field}
+			if s.Cursor.Field != "" {
+				a.DefaultCursorField = []string{s.Cursor.Field}
+			}
 			// Incremental reads checkpoint by cursor, so an interrupted sync resumes where its last state was.
 			a.IsResumable = true
 		}
@@ -84,15 +88,17 @@ func AirbyteStreams() ([]AirbyteStream, error) {
 
 // SingerCatalog renders every stream of the table as a Singer catalog entry with the metadata Meltano and the
 // Singer SDK read: keys and the replication key are automatic, every other field available and selected by default.
-func SingerCatalog() (SingerCatalogDoc, error) {
-	streams := Streams()
+func SingerCatalog() (SingerCatalogDoc, error) { return SingerCatalogOf(Streams()) }
+
+// SingerCatalogOf renders the given streams as a Singer catalog.
+func SingerCatalogOf(streams []Stream) (SingerCatalogDoc, error) {
 	doc := SingerCatalogDoc{Streams: make([]SingerStream, 0, len(streams))}
 	for _, s := range streams {
-		schema, err := compactSchema(s.Name)
+		schema, err := compactSchema(s)
 		if err != nil {
 			return SingerCatalogDoc{}, err
 		}
-		props, err := schemaProperties(s.Name)
+		props, err := schemaProperties(s)
 		if err != nil {
 			return SingerCatalogDoc{}, err
 		}
@@ -110,10 +116,12 @@ func SingerCatalog() (SingerCatalogDoc, error) {
 		}
 		if s.Incremental() {
 			e.ReplicationMethod = ReplicationIncremental
-			e.ReplicationKey = s.Cursor.Field
-			root["valid-replication-keys"] = []string{s.Cursor.Field}
 			root["replication-method"] = ReplicationIncremental
-			root["replication-key"] = s.Cursor.Field
+			if f := s.Cursor.Field; f != "" {
+				e.ReplicationKey = f
+				root["valid-replication-keys"] = []string{f}
+				root["replication-key"] = f
+			}
 		} else {
 			root["forced-replication-method"] = ReplicationFullTable
 		}
@@ -147,11 +155,25 @@ func (s Stream) automaticFields() map[string]bool {
 	return auto
 }
 
-// compactSchema returns the stream's schema on one line, so any encoder writes it inside a one-line message.
-func compactSchema(stream string) (json.RawMessage, error) {
-	b, err := schemas.Get(stream)
+// schemaOf returns a stream's JSON Schema: its own when it carries one (a report stream's, made from its
+// definition), else the schemas package's.
+func schemaOf(s Stream) ([]byte, error) {
+	if len(s.Schema) > 0 {
+		return s.Schema, nil
+	}
+	b, err := schemas.Get(s.Name)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	return b, nil
+}
+
+// compactSchema returns the stream's schema on one line, so any encoder writes it inside a one-line message.
+func compactSchema(s Stream) (json.RawMessage, error) {
+	stream := s.Name
+	b, err := schemaOf(s)
+	if err != nil {
+		return nil, err
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, b); err != nil {
@@ -161,10 +183,11 @@ func compactSchema(stream string) (json.RawMessage, error) {
 }
 
 // schemaProperties returns the top-level property names of the stream's schema, sorted.
-func schemaProperties(stream string) ([]string, error) {
-	b, err := schemas.Get(stream)
+func schemaProperties(st Stream) ([]string, error) {
+	stream := st.Name
+	b, err := schemaOf(st)
 	if err != nil {
-		return nil, fmt.Errorf("catalog: %w", err)
+		return nil, err
 	}
 	var s struct {
 		Properties map[string]json.RawMessage `json:"properties"`

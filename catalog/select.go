@@ -25,6 +25,11 @@ type Selection struct {
 // sync_mode that is not a sync mode is an error naming its JSON path. Incremental on a stream without a cursor is
 // read as a full refresh, because PyAirbyte asks every stream for incremental.
 func SelectAirbyte(configuredCatalog []byte) ([]Selection, error) {
+	return SelectAirbyteFrom(configuredCatalog, Streams())
+}
+
+// SelectAirbyteFrom is SelectAirbyte over the given streams (the table's and the config's report streams).
+func SelectAirbyteFrom(configuredCatalog []byte, streams []Stream) ([]Selection, error) {
 	root, err := decodeRoot(configuredCatalog, "run discover and configure streams from its catalog")
 	if err != nil {
 		return nil, err
@@ -52,7 +57,7 @@ func SelectAirbyte(configuredCatalog []byte) ([]Selection, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s.stream.name: missing; every configured stream needs the name discover gave it", path)
 		}
-		s, found := Lookup(name)
+		s, found := lookupIn(streams, name)
 		if !found {
 			return nil, fmt.Errorf("%s.stream.name: %q is not a Klaviyo stream; run discover and pick streams from its catalog", path, name)
 		}
@@ -101,7 +106,7 @@ func airbyteFields(s Stream, rawSchema json.RawMessage, path string) ([]string, 
 
 // fieldsOf returns the stream's fields that keep is true for, plus the automatic ones; nil when that is all of them.
 func fieldsOf(s Stream, keep func(string) bool) ([]string, error) {
-	all, err := schemaProperties(s.Name)
+	all, err := schemaProperties(s)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +130,10 @@ func fieldsOf(s Stream, keep func(string) bool) ([]string, error) {
 // Properties follow the same order under a selected stream, defaulting to selected; keys and the replication key
 // are always kept. The replication method comes from root metadata `replication-method` or the entry's
 // `replication_method`; when neither is set an incremental stream is read incrementally.
-func SelectSinger(catalog []byte) ([]Selection, error) {
+func SelectSinger(catalog []byte) ([]Selection, error) { return SelectSingerFrom(catalog, Streams()) }
+
+// SelectSingerFrom is SelectSinger over the given streams.
+func SelectSingerFrom(catalog []byte, streams []Stream) ([]Selection, error) {
 	root, err := decodeRoot(catalog, "run --discover and select streams in its catalog")
 	if err != nil {
 		return nil, err
@@ -157,7 +165,7 @@ func SelectSinger(catalog []byte) ([]Selection, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s.tap_stream_id: missing; every stream needs the tap_stream_id --discover gave it", path)
 		}
-		s, found := Lookup(id)
+		s, found := lookupIn(streams, id)
 		if !found {
 			return nil, fmt.Errorf("%s: %q is not a Klaviyo stream; run --discover and pick streams from its catalog", idPath, id)
 		}

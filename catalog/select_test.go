@@ -29,7 +29,9 @@ func byStream(sels []Selection) map[string]Selection {
 // allFields returns a stream's schema fields minus the ones named.
 func allFieldsBut(t *testing.T, stream string, drop ...string) []string {
 	t.Helper()
-	all, err := schemaProperties(stream)
+	s, ok := Lookup(stream)
+	require.True(t, ok, stream)
+	all, err := schemaProperties(s)
 	require.NoError(t, err)
 	return slices.DeleteFunc(all, func(f string) bool { return slices.Contains(drop, f) })
 }

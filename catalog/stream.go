@@ -15,6 +15,10 @@ const (
 	PerParentObject
 	// PerParentLinks reads a relationship endpoint per parent; each row links the parent id to one related id.
 	PerParentLinks
+	// Report is a Reporting API stream (source/reports): its requests are POSTs the reports package plans within
+	// the endpoint's daily quota, and its rows, schema and state are that package's. Report streams are not in the
+	// table: the config defines them, so they come with their Schema.
+	Report
 )
 
 // Shape names a reshaping of a resource into rows that the generic flattening cannot express. The engine owns the
@@ -169,6 +173,8 @@ type Stream struct {
 	Shape          Shape
 	// SelectedByDefault is false for streams that cost a lot of requests for little data (Singer metadata).
 	SelectedByDefault bool
+	// Schema is the stream's JSON Schema when it is not in the schemas package (report streams); nil otherwise.
+	Schema []byte
 }
 
 // Incremental reports whether the stream can be read incrementally.
@@ -407,8 +413,10 @@ func withLookbacks(streams []Stream) []Stream {
 }
 
 // Lookup returns the stream of that name.
-func Lookup(name string) (Stream, bool) {
-	for _, s := range Streams() {
+func Lookup(name string) (Stream, bool) { return lookupIn(Streams(), name) }
+
+func lookupIn(streams []Stream, name string) (Stream, bool) {
+	for _, s := range streams {
 		if s.Name == name {
 			return s, true
 		}

@@ -44,7 +44,16 @@ func TestDiscover(t *testing.T) {
 	m := oneMessage(t, r.stdout)
 	require.Equal(t, "CATALOG", m.Type)
 	cat := m.Catalog
-	require.Len(t, cat.Streams, len(catalog.Streams()))
+	require.Len(t, cat.Streams, len(catalog.Streams())+len(defaultReports), "the table's streams, then the default report streams")
+	for i, name := range defaultReports {
+		got := cat.Streams[len(catalog.Streams())+i]
+		require.Equal(t, name, got.Name)
+		modes := []string{"full_refresh", "incremental"}
+		if name == "campaign_values_reports" {
+			modes = modes[:1] // keyed by message, with no cursor field: a full refresh of a few requests
+		}
+		require.Equal(t, modes, got.SupportedSyncModes, name)
+	}
 	for i, s := range catalog.Streams() {
 		got := cat.Streams[i]
 		require.Equal(t, s.Name, got.Name, "streams are in table order")
@@ -66,7 +75,14 @@ func TestSingerDiscover(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	doc, err := protocol.ParseSingerCatalog([]byte(r.stdout))
 	require.NoError(t, err)
-	require.Len(t, doc.Streams, len(catalog.Streams()))
+	require.Len(t, doc.Streams, len(catalog.Streams())+len(defaultReports), "the table's streams, then the default report streams")
+	for i, name := range defaultReports {
+		got := doc.Streams[len(catalog.Streams())+i]
+		require.Equal(t, name, got.TapStreamID)
+		if name != "campaign_values_reports" {
+			require.Equal(t, "INCREMENTAL", got.ReplicationMethod, name)
+		}
+	}
 	for i, s := range catalog.Streams() {
 		got := doc.Streams[i]
 		require.Equal(t, s.Name, got.TapStreamID)
@@ -135,9 +151,9 @@ func TestCheck(t *testing.T) {
 		want   []string
 	}{
 		{name: "good key", config: configFor(srv, nil), status: "SUCCEEDED",
-			want: []string{"the API key can read all 44 streams"}},
+			want: []string{"the API key can read all 52 streams"}},
 		{name: "partial scopes", config: configFor(srv, map[string]any{"api_key": partialKey}), status: "SUCCEEDED",
-			want: []string{"can read 11 streams but not 33", "segments (needs segments:read)", "segment_tags (needs segments:read, tags:read)", "Add those scopes"}},
+			want: []string{"can read 12 streams but not 40", "flow_series_reports (needs flows:read)", "segments (needs segments:read)", "segment_tags (needs segments:read, tags:read)", "Add those scopes"}},
 		{name: "no read scope", config: configFor(srv, map[string]any{"api_key": noReadKey}), status: "FAILED",
 			want: []string{"can read none of the Klaviyo streams"}},
 		{name: "unknown key", config: configFor(srv, map[string]any{"api_key": unknownKey}), status: "FAILED",

@@ -15,6 +15,7 @@ import (
 	"github.com/source-klaviyo/source-klaviyo/catalog"
 	"github.com/source-klaviyo/source-klaviyo/source/emit"
 	"github.com/source-klaviyo/source-klaviyo/source/maps"
+	"github.com/source-klaviyo/source-klaviyo/source/reports"
 	"github.com/xeipuuv/gojsonschema"
 )
 
@@ -68,6 +69,9 @@ type Config struct {
 	RequestTimeoutSeconds int       `json:"request_timeout_seconds"`
 	// ProgressIntervalSeconds is how often a running stream reports where it stands.
 	ProgressIntervalSeconds int `json:"progress_interval_seconds"`
+
+	// reports are the Reporting API streams: the eight defaults and the config's own (reports.Definitions).
+	reports []reports.Definition
 
 	// userFilters are the checked user filters (catalog.UserFilter) by stream name.
 	userFilters map[string]string
@@ -247,11 +251,66 @@ func parseConfig(file string, raw []byte, now func() time.Time) (Config, error) 
 	if c.userFilters, err = checkUserFilters(options); err != nil {
 		return Config{}, configErrorf("%s: %v", file, err)
 	}
-	if c.streamMaps, err = planStreamMaps(withDefaults, now); err != nil {
+	if c.reports, err = reportStreams(c, options, now); err != nil {
+		return Config{}, &Error{Failure: emit.ConfigError, Msg: fmt.Sprintf("%s: %v", file, err), Err: err}
+	}
+	if c.streamMaps, err = planStreamMaps(withDefaults, now, c.reportCatalog()); err != nil {
 		return Config{}, &Error{Failure: emit.ConfigError, Msg: fmt.Sprintf("%s: %v", file, err), Err: err}
 	}
 	return c, nil
 }
+
+// reportStreams reads the report definitions of the config: the defaults and the reports option's own, checked
+// (every problem in one error, each naming its place in the config).
+func reportStreams(c Config, options map[string]json.RawMessage, now func() time.Time) ([]reports.Definition, error) {
+	taken := make([]string, 0, 64)
+	for _, s := range catalog.Streams() {
+		taken = append(taken, s.Name)
+	}
+	var lookback int
+	if err := json.Unmarshal(options["report_lookback_days"], &lookback); err != nil {
+		return nil, fmt.Errorf("report_lookback_days: %w", err)
+	}
+	var metric string
+	_ = json.Unmarshal(options["report_conversion_metric_id"], &metric)
+	start := c.StartDate
+	if c.StartPeriod != "" {
+		// A report's history starts where the period reaches today; report streams keep their own cursor in state.
+		start = c.startBefore(now())
+	}
+	return reports.Definitions(reports.Config{Reports: options["reports"], StartDate: start, LookbackDays: &lookback,
+		ConversionMetricID: metric}, taken)
+}
+
+// reportCatalog turns the report definitions into streams of the catalog: discover lists them, a configured
+// catalog selects them, and the engine reads them with the reports package.
+func (c Config) reportCatalog() []catalog.Stream {
+	out := make([]catalog.Stream, 0, len(c.reports))
+	for _, d := range c.reports {
+		s := catalog.Stream{Name: d.Name, Doc: d.Doc(), Kind: catalog.Report, Scopes: d.Scopes(),
+			PrimaryKey: d.KeyProperties(), Schema: d.Schema(), SelectedByDefault: true}
+		if f := d.CursorField(); f != "" && d.Incremental() {
+			s.Cursor = &catalog.Cursor{Field: f}
+		}
+		// Campaign values have no cursor field (Klaviyo reports a campaign on its send date without saying which),
+		// so they are a full refresh: the whole history is a few requests (a year each).
+		out = append(out, s)
+	}
+	return out
+}
+
+// report returns the definition of a report stream.
+func (c Config) report(name string) (reports.Definition, bool) {
+	for _, d := range c.reports {
+		if d.Name == name {
+			return d, true
+		}
+	}
+	return reports.Definition{}, false
+}
+
+// streams are every stream this config can read: the table's, then the report streams.
+func (c Config) streams() []catalog.Stream { return append(catalog.Streams(), c.reportCatalog()...) }
 
 // checkUserFilters checks the user filter of every stream that has one in the config.
 func checkUserFilters(options map[string]json.RawMessage) (map[string]string, error) {
@@ -296,12 +355,12 @@ func objectSettingsAsStrings(obj map[string]any, raw []byte) ([]byte, error) {
 
 // planStreamMaps resolves the Singer SDK stream maps and flattening settings against every stream, so a map that
 // names an unknown stream or a bad expression is refused before the first request.
-func planStreamMaps(config []byte, now func() time.Time) (*maps.Plan, error) {
+func planStreamMaps(config []byte, now func() time.Time, reportStreams []catalog.Stream) (*maps.Plan, error) {
 	mc, err := maps.Parse(config, maps.Options{Now: now})
 	if err != nil {
 		return nil, err
 	}
-	streams, err := maps.CatalogStreams()
+	streams, err := maps.CatalogStreams(reportStreams...)
 	if err != nil {
 		return nil, fmt.Errorf("listing the streams for the stream maps: %w", err)
 	}

@@ -28,6 +28,8 @@ type engine struct {
 	parents   *parentCache
 	// board follows the running streams for the progress reports.
 	board *progressBoard
+	// reports is what the sync's report streams share: the day's quota ledger and the account.
+	reports *reportRun
 }
 
 // planner returns the planner of this sync, asking Klaviyo through the engine.
@@ -104,6 +106,9 @@ func (e *engine) runStream(ctx context.Context, sel catalog.Selection, prev json
 
 // readStream plans a stream and executes its plan. However it ends, the stream ends on a state.
 func (e *engine) readStream(ctx context.Context, sel catalog.Selection, prog *streamProgress, prev json.RawMessage) error {
+	if sel.Stream.Kind == catalog.Report {
+		return e.readReport(ctx, sel, prog, prev)
+	}
 	sh, err := newShaper(sel)
 	if err != nil {
 		return err

@@ -29,7 +29,7 @@ func cmdSingerDiscover(env Env, a args) int {
 	if err != nil {
 		return failSinger(env, nil, err)
 	}
-	doc, err := catalog.SingerCatalog()
+	doc, err := catalog.SingerCatalogOf(cfg.streams())
 	if err == nil {
 		doc, err = cfg.streamMaps.SingerCatalog(doc)
 	}
@@ -96,9 +96,12 @@ func cmdSingerSync(ctx context.Context, env Env, a args) int {
 
 // singerStreamInfo is the SCHEMA a Singer target gets: the stream's schema less the deselected properties.
 func singerStreamInfo(sel catalog.Selection) (emit.StreamInfo, error) {
-	raw, err := schemas.Get(sel.Stream.Name)
-	if err != nil {
-		return emit.StreamInfo{}, fmt.Errorf("loading the schema of %s: %w", sel.Stream.Name, err)
+	raw := sel.Stream.Schema
+	if len(raw) == 0 {
+		var err error
+		if raw, err = schemas.Get(sel.Stream.Name); err != nil {
+			return emit.StreamInfo{}, fmt.Errorf("loading the schema of %s: %w", sel.Stream.Name, err)
+		}
 	}
 	if sel.Fields != nil {
 		var doc map[string]any
@@ -116,6 +119,7 @@ func singerStreamInfo(sel catalog.Selection) (emit.StreamInfo, error) {
 				}
 			}
 		}
+		var err error
 		if raw, err = json.Marshal(doc); err != nil {
 			return emit.StreamInfo{}, fmt.Errorf("encoding the schema of %s: %w", sel.Stream.Name, err)
 		}

@@ -73,6 +73,16 @@ func newClient(cfg Config, logf func(level, msg string), attempts int, observe f
 	return c, nil
 }
 
+// hasReports reports whether a selection reads a report stream.
+func hasReports(sels []catalog.Selection) bool {
+	for _, s := range sels {
+		if s.Stream.Kind == catalog.Report {
+			return true
+		}
+	}
+	return false
+}
+
 // runSync runs the engine with either writer and turns failed streams into the exit code. display is the live
 // progress display for a terminal, nil for none.
 func runSync(ctx context.Context, env Env, cfg Config, w emit.Writer, sels []catalog.Selection, states map[string]json.RawMessage, display *liveDisplay) int {
@@ -94,11 +104,20 @@ func runSync(ctx context.Context, env Env, cfg Config, w emit.Writer, sels []cat
 		start, bound = cfg.EndDate, "end_date"
 	}
 	board := newProgressBoard(env.Now)
-	e := &engine{cfg: cfg, client: client, out: w, syncStart: start, parents: newParentCache(), board: board}
+	rr, err := newReportRun(cfg, sels, states, start)
+	if err != nil {
+		_ = w.Error(emit.TraceError{Message: err.Error(), Failure: failureType(err)})
+		_ = w.Flush()
+		return 1
+	}
+	e := &engine{cfg: cfg, client: client, out: w, syncStart: start, parents: newParentCache(), board: board, reports: rr}
 	_ = w.Log("INFO", fmt.Sprintf("source-klaviyo %s: syncing %d streams, cursors bounded by %s %s", Version, len(sels), bound, start.Format(cursorFormat)))
 	stopReporter := board.runReporter(ctx, w, time.Duration(cfg.ProgressIntervalSeconds)*time.Second, display)
 	failed := e.run(ctx, sels, states)
 	stopReporter()
+	if hasReports(sels) {
+		_ = w.Log("INFO", rr.ledger.Summary())
+	}
 	stats := client.Stats()
 	_ = w.Log("INFO", fmt.Sprintf("requests: %d sent, %d pages, %d resources, %d retries %v, %d rate-limited (429), %.1f MB read",
 		stats.Requests, stats.Pages, stats.Records, stats.Retries, stats.RetriesByReason, stats.RateLimited, float64(stats.Bytes)/1e6))

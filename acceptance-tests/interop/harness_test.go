@@ -208,12 +208,13 @@ func (s *sandbox) expectedCounts(t *testing.T) map[string]int {
 	return out
 }
 
-// connectorConfig writes the connector's config for this sandbox. rate_limit_scale 10 keeps fan-out streams, which
-// Klaviyo allows one request a second, from dominating the suite's time; the sandbox itself imposes no limits.
+// connectorConfig writes the connector's config for this sandbox. rate_limit_scale 200 keeps fan-out streams, which
+// Klaviyo allows one request a second, and the report streams, allowed 2 a minute, from dominating the suite's
+// time; the sandbox itself imposes no limits.
 func connectorConfig(t *testing.T, dir string, sb *sandbox) string {
 	t.Helper()
 	return writeJSON(t, filepath.Join(dir, "config.json"), map[string]any{
-		"api_key": testKey, "base_url": sb.url, "rate_limit_scale": 10,
+		"api_key": testKey, "base_url": sb.url, "rate_limit_scale": 200,
 	})
 }
 

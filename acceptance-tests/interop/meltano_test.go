@@ -249,3 +249,35 @@ func keysOf[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestMeltanoRunReportStream runs the extractor with `meltano run` selecting a report stream (Klaviyo's flow series
+// report, read through the Reporting API's POST within its daily quota) into target-jsonl: its rows arrive with
+// their keys, and Meltano stores the stream's state.
+func TestMeltanoRunReportStream(t *testing.T) {
+	t.Parallel()
+	meltano := tool(t, "meltano", "meltano")
+	sb := startSandbox(t)
+	project := meltanoProject(t, sb)
+	out := filepath.Join(project, "out-reports")
+	env := []string{
+		"TAP_KLAVIYO_API_KEY=" + testKey,
+		`TAP_KLAVIYO__SELECT=["flow_series_reports.*"]`,
+		"TARGET_JSONL_DESTINATION_PATH=" + out,
+		"TARGET_JSONL_DO_TIMESTAMP_FILE=false",
+	}
+	r := runCmd(t, project, env, nil, meltano, "run", "tap-klaviyo", "target-jsonl")
+	require.Equal(t, 0, r.code, "meltano run failed:\n%s", tail(r.combined(), 6000))
+	b, err := os.ReadFile(filepath.Join(out, "flow_series_reports.jsonl"))
+	require.NoError(t, err, "target-jsonl wrote no flow_series_reports file")
+	rows := jsonLines(t, b)
+	require.NotEmpty(t, rows)
+	for _, row := range rows {
+		for _, k := range []string{"flow_id", "flow_message_id", "date"} {
+			require.Contains(t, row, k, "a flow series row carries its key %s", k)
+		}
+	}
+	st := runCmd(t, project, nil, nil, meltano, "state", "get", "dev:tap-klaviyo-to-target-jsonl")
+	require.Equal(t, 0, st.code, "meltano state get: %s", tail(st.combined(), 3000))
+	require.Contains(t, string(st.stdout), "flow_series_reports", "Meltano stored the report stream's state")
+	require.Contains(t, string(st.stdout), "final_to")
+}

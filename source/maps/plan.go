@@ -12,6 +12,7 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/types"
 	json "github.com/goccy/go-json"
+	"github.com/source-klaviyo/source-klaviyo/catalog"
 )
 
 // Stream is a stream of the connector as the engine produces it, before any map.
@@ -21,6 +22,9 @@ type Stream struct {
 	Schema         json.RawMessage
 	KeyProperties  []string
 	ReplicationKey string // "" for a full-refresh stream
+	// Catalog is the connector stream itself, when the input comes from one (CatalogStreams): the plan selects
+	// from a configured catalog over these streams, report streams included.
+	Catalog *catalog.Stream
 }
 
 // Output is a stream the sync emits after the maps: the same stream, an alias of it, or one derived from it.
@@ -44,6 +48,8 @@ type Plan struct {
 	// passthrough: no setting is active, every output is its input and records are never looked at.
 	passthrough bool
 	pool        sync.Pool // *scratch
+	// streams are the connector streams the plan was made over, for selecting from configured catalogs.
+	streams []catalog.Stream
 }
 
 // output is one output stream and what its records need.
@@ -96,6 +102,9 @@ func (c *Config) Plan(streams []Stream) (*Plan, error) {
 		}
 		inputs[s.Name] = in
 		ordered = append(ordered, in)
+		if s.Catalog != nil {
+			p.streams = append(p.streams, *s.Catalog)
+		}
 		p.bySource[s.Name] = nil // known, even if the maps drop it: its records are then dropped, not passed on
 	}
 	if p.passthrough {

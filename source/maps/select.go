@@ -16,22 +16,34 @@ import (
 	"github.com/source-klaviyo/source-klaviyo/source/emit"
 )
 
-// CatalogStreams returns every stream of the connector's table as the plan's input, in table order.
-func CatalogStreams() ([]Stream, error) {
-	table := catalog.Streams()
+// CatalogStreams returns every stream of the connector's table, then the extra ones (the config's report
+// streams, which carry their schema), as the plan's input, in that order.
+func CatalogStreams(extra ...catalog.Stream) ([]Stream, error) {
+	table := append(catalog.Streams(), extra...)
 	out := make([]Stream, 0, len(table))
 	for _, s := range table {
-		schema, err := schemas.Get(s.Name)
-		if err != nil {
-			return nil, fmt.Errorf("stream maps: %w", err)
+		schema := s.Schema
+		if len(schema) == 0 {
+			var err error
+			if schema, err = schemas.Get(s.Name); err != nil {
+				return nil, fmt.Errorf("stream maps: %w", err)
+			}
 		}
-		in := Stream{Name: s.Name, Schema: schema, KeyProperties: s.PrimaryKey}
+		in := Stream{Name: s.Name, Schema: schema, KeyProperties: s.PrimaryKey, Catalog: &s}
 		if s.Cursor != nil {
 			in.ReplicationKey = s.Cursor.Field
 		}
 		out = append(out, in)
 	}
 	return out, nil
+}
+
+// catalogStreams are the connector streams the plan was made over; the table's when its inputs did not say.
+func (p *Plan) catalogStreams() []catalog.Stream {
+	if len(p.streams) > 0 {
+		return p.streams
+	}
+	return catalog.Streams()
 }
 
 // unmapped reports whether an output is its connector stream exactly: same name, same records, same schema. Such
@@ -150,7 +162,9 @@ func compact(raw []byte) (json.RawMessage, error) {
 // selection, a mapped one reads every field (its expressions may need any). A stream is read incrementally only when
 // every configured output of it asks for incremental, so that no output misses records it asked for.
 func (p *Plan) SelectAirbyte(configured []byte) ([]catalog.Selection, *Plan, error) {
-	return p.selectFrom(configured, "stream.name", catalog.SelectAirbyte, func(e map[string]json.RawMessage, o *output) error {
+	return p.selectFrom(configured, "stream.name", func(raw []byte) ([]catalog.Selection, error) {
+		return catalog.SelectAirbyteFrom(raw, p.catalogStreams())
+	}, func(e map[string]json.RawMessage, o *output) error {
 		var st map[string]json.RawMessage
 		if err := json.Unmarshal(e["stream"], &st); err != nil {
 			return fmt.Errorf("stream: expected an object")
@@ -167,7 +181,9 @@ func (p *Plan) SelectAirbyte(configured []byte) ([]catalog.Selection, *Plan, err
 // A mapped output's property metadata is dropped before catalog.SelectSinger reads it: those properties are the
 // output's, not the stream's.
 func (p *Plan) SelectSinger(cat []byte) ([]catalog.Selection, *Plan, error) {
-	return p.selectFrom(cat, "tap_stream_id", catalog.SelectSinger, func(e map[string]json.RawMessage, o *output) error {
+	return p.selectFrom(cat, "tap_stream_id", func(raw []byte) ([]catalog.Selection, error) {
+		return catalog.SelectSingerFrom(raw, p.catalogStreams())
+	}, func(e map[string]json.RawMessage, o *output) error {
 		name, _ := json.Marshal(o.Source)
 		e["tap_stream_id"], e["stream"] = name, name
 		var md []map[string]json.RawMessage
@@ -192,7 +208,7 @@ func (p *Plan) SelectSinger(cat []byte) ([]catalog.Selection, *Plan, error) {
 func (p *Plan) SelectDefault() ([]catalog.Selection, *Plan) {
 	var sels []catalog.Selection
 	var names []string
-	for _, s := range catalog.Streams() {
+	for _, s := range p.catalogStreams() {
 		outs := p.outputsOf(s.Name)
 		if !s.SelectedByDefault || len(outs) == 0 {
 			continue

@@ -39,6 +39,14 @@ func NewLedger(now time.Time, rateScale float64) *Ledger {
 	return &Ledger{day: day, limit: limit, used: map[string]int{}, closed: map[string]time.Time{}}
 }
 
+// NewLedgerWithLimit starts the ledger of a sync with a daily quota of limit requests per endpoint (at least 1):
+// the report_daily_quota option, for an account that keeps part of Klaviyo's 225 for another integration.
+func NewLedgerWithLimit(now time.Time, limit int) *Ledger {
+	l := NewLedger(now, 1)
+	l.limit = max(1, limit)
+	return l
+}
+
 // Day is the quota day, yyyy-mm-dd.
 func (l *Ledger) Day() string { return l.day.Format(time.DateOnly) }
 
