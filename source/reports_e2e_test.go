@@ -172,8 +172,8 @@ func TestReportBackfillSpansDays(t *testing.T) {
 	last := map[string]string{}
 	written := map[string]bool{}
 	var state map[string]json.RawMessage
-	// The days pass on the connector's clock, whose day the quota counts; the account stays as it is, so every
-	// sync reads the same data and a sync with room for all can be compared with the backfill at its end.
+	// The days pass on the sandbox's clock, which the connector's follows: the quota's day turns, and the
+	// account lives on (new events, new days to report).
 	now := srv.Now()
 	days := 0
 	for ; days < 10; days++ {
@@ -195,7 +195,8 @@ func TestReportBackfillSpansDays(t *testing.T) {
 		require.Equal(t, "transient_error", o.errors[0].FailureType)
 		require.Contains(t, o.errors[0].Message, "is used up until")
 		require.Equal(t, []string{"STARTED", "RUNNING", "INCOMPLETE"}, o.statuses[stream])
-		now = now.Add(24 * time.Hour)
+		srv.Advance(24 * time.Hour)
+		now = srv.Now()
 	}
 	require.Positive(t, days, "the backfill needed more than one day's quota")
 	require.Less(t, days, 10, "the backfill finished")
