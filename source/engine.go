@@ -119,19 +119,25 @@ func (e *engine) readStream(ctx context.Context, sel catalog.Selection, prog *st
 		prog.planned(sp)
 		err = e.execute(ctx, r, sp)
 	}
+	e.endStream(r, prev)
+	return err
+}
+
+// endStream marks a stream running (if it never wrote a record) and makes sure it ends on a state: a stream that
+// failed before its first checkpoint (a daily quota on its first request) still gets one, the one it started
+// from, so every configured stream has one and nothing moves.
+func (e *engine) endStream(r *streamRun, prev json.RawMessage) {
 	r.markRunning(e.out)
 	r.stateMu.Lock()
 	defer r.stateMu.Unlock()
-	if !r.wroteState {
-		// A stream that failed before its first checkpoint (a daily quota on its first request) still gets a
-		// state, the one it started from, so every configured stream has one and nothing moves.
-		st := prev
-		if len(st) == 0 || string(st) == "null" {
-			st, _ = fullRefreshState()
-		}
-		_ = e.stateLocked(r, st)
+	if r.wroteState {
+		return
 	}
-	return err
+	st := prev
+	if len(st) == 0 || string(st) == "null" {
+		st, _ = fullRefreshState()
+	}
+	_ = e.stateLocked(r, st)
 }
 
 func (r *streamRun) markRunning(out emit.Writer) {

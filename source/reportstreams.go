@@ -87,16 +87,7 @@ func (e *engine) readReport(ctx context.Context, sel catalog.Selection, prog *st
 			err = p.Read(ctx, e.client, reportSink{e: e, r: r})
 		}
 	}
-	r.markRunning(e.out)
-	r.stateMu.Lock()
-	defer r.stateMu.Unlock()
-	if !r.wroteState {
-		st := prevRaw
-		if len(st) == 0 || string(st) == "null" {
-			st, _ = fullRefreshState()
-		}
-		_ = e.stateLocked(r, st)
-	}
+	e.endStream(r, prevRaw)
 	return err
 }
 
