@@ -81,6 +81,9 @@ func StartAddr(addr string, opts Options) (*Server, error) {
 	if opts.LateEvents, err = opts.LateEvents.normalize(); err != nil {
 		return nil, err
 	}
+	if opts.EventSkew, err = opts.EventSkew.normalize(); err != nil {
+		return nil, err
+	}
 	if opts.Removals < 0 {
 		return nil, fmt.Errorf("sandbox: %d removals per Advance: want a non-negative number", opts.Removals)
 	}

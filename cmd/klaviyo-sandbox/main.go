@@ -60,6 +60,7 @@ func run(args []string) error {
 	latency := fs.String("latency", "", "added latency per request: 50ms or 20ms-80ms")
 	reportPage := fs.Int("report-page-size", 0, "results per page of campaign and flow reports before links.next (default 500)")
 	late := fs.String("late-events", "", "events each advance creates in the past: N or N:WINDOW, dated up to WINDOW (default 45m) before the clock it started from")
+	skew := fs.String("event-skew", "", "a growing account's events: GROWTH[:BURST[:AGO]], the last day GROWTH times as dense as the first, a week BURST times as dense beginning AGO (default 42d) before the clock start (e.g. 20:8)")
 	removals := fs.Int("removals", 0, "list memberships, and as many segment memberships, each advance removes")
 	faults := fs.String("faults", "", "fault probabilities, e.g. 5xx=0.05,503=0.01,reset=0.02,truncate=0.01,malformed=0.01,slow=0.01,429=0.02,retry_after=1,only=/api/events")
 	d := sandbox.DefaultScale()
@@ -107,6 +108,9 @@ func run(args []string) error {
 		return err
 	}
 	if opts.LateEvents, err = sandbox.ParseLateEvents(*late); err != nil {
+		return err
+	}
+	if opts.EventSkew, err = sandbox.ParseEventSkew(*skew); err != nil {
 		return err
 	}
 	srv, err := sandbox.StartAddr(*addr, opts)
