@@ -31,6 +31,8 @@ type Options struct {
 	// EventSkew grows the event density toward the clock start and adds a burst week, as in a growing store's
 	// account (skew.go), so equal-time windows meet very unequal volumes. Off by default.
 	EventSkew EventSkew
+	// TLS serves HTTPS with a certificate made at start (tls.go). Off by default: plain HTTP.
+	TLS TLS
 }
 
 // LateEvents configures the events an Advance creates in the past. Klaviyo accepts any past
