@@ -13,6 +13,7 @@
 //	go run ./acceptance-tests/bench -scenario cpu -events 5000000
 //	go run ./acceptance-tests/bench -only rate-events,rate-profiles
 //	go run ./acceptance-tests/bench -only small          # small syncs at Klaviyo's published limits (seconds)
+//	go run ./acceptance-tests/bench -only rate-core-tls -keep -connector-env GODEBUG=gctrace=1
 package main
 
 import (
@@ -47,6 +48,16 @@ type options struct {
 	binDir      string
 	keep        bool
 	skip        []string
+	// eventSkew is the sandbox's --event-skew for rate-skewed.
+	eventSkew string
+	// coreProfiles and coreEvents size rate-core-tls.
+	coreProfiles int
+	coreEvents   int
+	// tlsMode is how the TLS scenarios are served: h2 (HTTPS, HTTP/2 offered), http1 (HTTPS, HTTP/1.1 only) or off
+	// (plain HTTP), so what TLS and HTTP/2 cost can be told apart. connectorEnv is added to the connector's
+	// environment (GODEBUG=gctrace=1, GOMEMLIMIT=...), whose stderr is then kept in the scenario's directory.
+	tlsMode      string
+	connectorEnv []string
 }
 
 func main() {
@@ -74,12 +85,29 @@ func run() error {
 	flag.BoolVar(&o.quick, "quick", false, "run every scenario at 1/20 of its size (a smoke run; rate ratios of runs under a minute include the first minute's burst; the small scenarios keep their sizes)")
 	flag.StringVar(&o.binDir, "bin", "", "directory with prebuilt source-klaviyo and klaviyo-sandbox (default: build them into a temporary directory)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, catalogs, sandbox logs) for inspection")
+	flag.StringVar(&o.eventSkew, "event-skew", "20:8", "rate-skewed scenario: the sandbox's --event-skew GROWTH[:BURST[:AGO]] (the last day GROWTH times the first, a week BURST times as dense)")
+	flag.IntVar(&o.coreProfiles, "core-profiles", 50_000, "rate-core-tls scenario: profiles in the account")
+	flag.IntVar(&o.coreEvents, "core-events", 300_000, "rate-core-tls scenario: events in the account")
+	flag.StringVar(&o.tlsMode, "tls", "h2", "TLS scenarios: h2 (HTTPS offering HTTP/2, which Go's client takes), http1 (HTTPS, HTTP/1.1 only) or off (plain HTTP, to compare)")
+	env := flag.String("connector-env", "", "comma-separated KEY=VALUE added to the connector's environment, e.g. GODEBUG=gctrace=1 (its stderr is kept in connector-read.stderr in the scenario's directory: use -keep)")
 	skip := flag.String("skip-streams", "reviews", "streams the whole-catalog scenario leaves out, comma-separated (reviews: the sandbox serves invalid UTF-8 in some review authors)")
 	flag.Parse()
 	for _, n := range strings.Split(*skip, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			o.skip = append(o.skip, n)
 		}
+	}
+	for _, kv := range strings.Split(*env, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		if !strings.Contains(kv, "=") {
+			return fmt.Errorf("-connector-env %q: want KEY=VALUE", kv)
+		}
+		o.connectorEnv = append(o.connectorEnv, kv)
+	}
+	if o.tlsMode != "h2" && o.tlsMode != "http1" && o.tlsMode != "off" {
+		return fmt.Errorf("-tls %q: want h2, http1 or off", o.tlsMode)
 	}
 	if o.factor <= 0 || o.factor > 1000 {
 		return fmt.Errorf("-factor %g: want a factor in (0, 1000]", o.factor)
@@ -90,6 +118,8 @@ func run() error {
 		o.profiles /= 20
 		o.rateEvents /= 20
 		o.rateProfs /= 20
+		o.coreProfiles /= 20
+		o.coreEvents /= 20
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -143,12 +173,12 @@ func run() error {
 }
 
 // scenarioNames lists the scenarios, for -only.
-const scenarioNames = "rate-events, rate-profiles, rate-both, rate-both-inflight, rate-catalog, small-profiles, small-events, cpu, cpu-maps"
+const scenarioNames = "rate-events, rate-skewed, rate-profiles, rate-both, rate-both-inflight, rate-catalog, rate-core-tls, small-profiles, small-events, cpu, cpu-maps"
 
 // plan builds the scenarios the flags ask for.
 func plan(o options) ([]scenario, error) {
-	all := []scenario{rateEvents(o), rateProfiles(o), rateBoth(o, false), rateBoth(o, true), rateCatalog(o),
-		small(o, "profiles", o.smallProfs), small(o, "events", o.smallEvents), cpuBound(o), cpuMaps(o)}
+	all := []scenario{rateEvents(o), rateSkewed(o), rateProfiles(o), rateBoth(o, false), rateBoth(o, true), rateCatalog(o),
+		rateCoreTLS(o), small(o, "profiles", o.smallProfs), small(o, "events", o.smallEvents), cpuBound(o), cpuMaps(o)}
 	var out []scenario
 	if o.only != "" {
 		want := map[string]bool{}

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,6 +88,22 @@ func (r result) midRun(path string) (float64, bool) {
 	}
 	perSecond := float64(last.ok[path]-first.ok[path]) / (last.at - first.at).Seconds()
 	return perSecond / (float64(scaled(budget, r.sc.factor)) / 60), true
+}
+
+// perMinute is how many requests to path the sandbox answered in each minute of the sync (429s excluded), from
+// the samples nearest each minute's end; the last entry is the part-minute before the last sample. The send log
+// spends each minute's allowance as early as it can, so a minute well under the budget is a minute the sync's
+// windows could not fill: with a skewed account, the minutes in which the densest window drains alone.
+func (r result) perMinute(path string) []int {
+	var out []int
+	prev, next := 0, time.Minute
+	for i, s := range r.samples {
+		if s.at >= next || i == len(r.samples)-1 {
+			out = append(out, s.ok[path]-prev)
+			prev, next = s.ok[path], next+time.Minute
+		}
+	}
+	return out
 }
 
 // sandboxStats is the part of GET /_sandbox/stats the report uses.
@@ -175,11 +193,25 @@ func (r result) floor() (time.Duration, string) {
 
 // runScenario starts the sandbox, builds the configured catalog, runs the sync and collects the figures.
 func runScenario(ctx context.Context, b bins, sc scenario, o options, dir string) (result, error) {
-	sb, err := startSandbox(ctx, b.sandbox, append([]string{"--api-key", benchKey, "--seed", fmt.Sprint(o.seed)}, sc.sandboxArgs...), dir)
+	args := append([]string{"--api-key", benchKey, "--seed", fmt.Sprint(o.seed)}, sc.sandboxArgs...)
+	env := append(os.Environ(), o.connectorEnv...)
+	certFile := ""
+	if sc.tls {
+		// The sandbox writes its certificate before printing its URL; the connector, whose client uses Go's
+		// default roots, trusts it through SSL_CERT_FILE (honoured by crypto/x509 on Linux) and runs unchanged.
+		certFile = filepath.Join(dir, "sandbox-cert.pem")
+		args = append(args, "--tls-cert", certFile)
+		env = append(env, "SSL_CERT_FILE="+certFile)
+	}
+	sb, err := startSandbox(ctx, b.sandbox, args, dir, certFile)
 	if err != nil {
 		return result{}, err
 	}
 	defer sb.stop()
+	conn := connector{bin: b.connector, env: env}
+	if len(o.connectorEnv) > 0 {
+		conn.stderrDir = dir
+	}
 
 	cfg := map[string]any{"api_key": benchKey, "base_url": sb.url}
 	if sc.factor > 0 {
@@ -198,7 +230,7 @@ func runScenario(ctx context.Context, b bins, sc scenario, o options, dir string
 		return result{}, err
 	}
 	catPath := filepath.Join(dir, "catalog.json")
-	if err := configuredCatalog(ctx, b.connector, cfgPath, catPath, sc.streams, sc.skip); err != nil {
+	if err := configuredCatalog(ctx, conn, cfgPath, catPath, sc.streams, sc.skip); err != nil {
 		return result{}, err
 	}
 	// discover may have used part of a budget; its requests count in the stats, never in the sync's time.
@@ -207,7 +239,7 @@ func runScenario(ctx context.Context, b bins, sc scenario, o options, dir string
 	if sc.factor > 0 {
 		stopSampling = sb.sample(ctx, 2*time.Second)
 	}
-	err = runSync(ctx, b.connector, cfgPath, catPath, &r)
+	err = runSync(ctx, conn, cfgPath, catPath, &r)
 	r.samples = stopSampling()
 	if err != nil {
 		return result{}, err
@@ -220,12 +252,42 @@ func runScenario(ctx context.Context, b bins, sc scenario, o options, dir string
 	return r, nil
 }
 
+// connector is how the connector binary is run: its environment (SSL_CERT_FILE for a TLS sandbox, -connector-env)
+// and, when stderrDir is set, where each command's whole stderr is kept (gctrace lines) besides the tail kept for
+// error messages.
+type connector struct {
+	bin       string
+	env       []string
+	stderrDir string
+}
+
+// command is the connector with args, its environment set and its stderr in the returned tail (and in
+// stderrDir/connector-<command>.stderr); the returned func closes that file once the command has ended.
+func (c connector) command(ctx context.Context, args ...string) (*exec.Cmd, *tail, func(), error) {
+	cmd := exec.CommandContext(ctx, c.bin, args...)
+	cmd.Env = c.env
+	t := &tail{}
+	cmd.Stderr = t
+	if c.stderrDir == "" {
+		return cmd, t, func() {}, nil
+	}
+	name := filepath.Join(c.stderrDir, "connector-"+args[0]+".stderr")
+	f, err := os.Create(name)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("creating %s: %w", name, err)
+	}
+	cmd.Stderr = io.MultiWriter(t, f)
+	return cmd, t, func() { _ = f.Close() }, nil
+}
+
 // runSync runs `read` and scans its stdout line by line: records are counted, never kept, so the benchmark's own memory
 // stays flat and the pipe never holds the connector back.
-func runSync(ctx context.Context, bin, cfgPath, catPath string, r *result) error {
-	cmd := exec.CommandContext(ctx, bin, "read", "--config", cfgPath, "--catalog", catPath)
-	var stderr tail
-	cmd.Stderr = &stderr
+func runSync(ctx context.Context, c connector, cfgPath, catPath string, r *result) error {
+	cmd, stderr, closeStderr, err := c.command(ctx, "read", "--config", cfgPath, "--catalog", catPath)
+	if err != nil {
+		return err
+	}
+	defer closeStderr()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return fmt.Errorf("connector stdout: %w", err)
@@ -336,10 +398,12 @@ func clip(s string, n int) string {
 // configuredCatalog runs discover and writes a configured catalog of the named streams (all but skip when names is
 // nil):
 // incremental with the default cursor where the stream supports it, full refresh otherwise.
-func configuredCatalog(ctx context.Context, bin, cfgPath, out string, names, skip []string) error {
-	cmd := exec.CommandContext(ctx, bin, "discover", "--config", cfgPath)
-	var stderr tail
-	cmd.Stderr = &stderr
+func configuredCatalog(ctx context.Context, c connector, cfgPath, out string, names, skip []string) error {
+	cmd, stderr, closeStderr, err := c.command(ctx, "discover", "--config", cfgPath)
+	if err != nil {
+		return err
+	}
+	defer closeStderr()
 	raw, err := cmd.Output()
 	if err != nil {
 		return fmt.Errorf("discover: %w (%s)", err, stderr.String())
@@ -394,15 +458,18 @@ func writeJSON(path string, v any) error {
 
 // sandboxProc is a running sandbox binary.
 type sandboxProc struct {
-	cmd  *exec.Cmd
-	url  string
-	once sync.Once
-	cpu  time.Duration
-	done chan struct{}
+	cmd *exec.Cmd
+	url string
+	// client reads the admin endpoints; it trusts the sandbox's certificate when it serves HTTPS.
+	client *http.Client
+	once   sync.Once
+	cpu    time.Duration
+	done   chan struct{}
 }
 
 // startSandbox starts the sandbox and waits for the base URL it prints first. Its log goes to dir/sandbox.log.
-func startSandbox(ctx context.Context, bin string, args []string, dir string) (*sandboxProc, error) {
+// certFile, when set, is where the sandbox writes its certificate (--tls-cert), which the admin client trusts.
+func startSandbox(ctx context.Context, bin string, args []string, dir, certFile string) (*sandboxProc, error) {
 	logf, err := os.Create(filepath.Join(dir, "sandbox.log"))
 	if err != nil {
 		return nil, fmt.Errorf("creating the sandbox log: %w", err)
@@ -418,7 +485,7 @@ func startSandbox(ctx context.Context, bin string, args []string, dir string) (*
 		logf.Close()
 		return nil, fmt.Errorf("starting the sandbox: %w", err)
 	}
-	p := &sandboxProc{cmd: cmd, done: make(chan struct{})}
+	p := &sandboxProc{cmd: cmd, done: make(chan struct{}), client: http.DefaultClient}
 	first := make(chan string, 1)
 	go func() {
 		defer close(p.done)
@@ -435,6 +502,12 @@ func startSandbox(ctx context.Context, bin string, args []string, dir string) (*
 			return nil, fmt.Errorf("the sandbox printed %q instead of its URL (see %s)", u, filepath.Join(dir, "sandbox.log"))
 		}
 		p.url = u
+		if certFile != "" {
+			if p.client, err = trustingClient(certFile); err != nil {
+				p.stop()
+				return nil, err
+			}
+		}
 	case <-time.After(2 * time.Minute):
 		p.stop()
 		return nil, errors.New("the sandbox printed no URL within 2 minutes")
@@ -511,7 +584,7 @@ func (p *sandboxProc) statsInto(ctx context.Context, st *sandboxStats) error {
 	if err != nil {
 		return fmt.Errorf("sandbox stats: %w", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("sandbox stats: %w", err)
 	}
@@ -523,6 +596,19 @@ func (p *sandboxProc) statsInto(ctx context.Context, st *sandboxStats) error {
 		return fmt.Errorf("sandbox stats: %w", err)
 	}
 	return nil
+}
+
+// trustingClient is an HTTP client whose only root is the certificate in certFile.
+func trustingClient(certFile string) (*http.Client, error) {
+	pemBytes, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("the sandbox's certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("the sandbox's certificate %s holds no PEM certificate", certFile)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}, nil
 }
 
 // loadAvg is the 1-minute load average: the machine is shared, so every figure carries it.

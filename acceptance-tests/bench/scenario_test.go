@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestBurstFloor(t *testing.T) {
@@ -29,4 +30,73 @@ func TestBurstFloor(t *testing.T) {
 	for _, c := range cases {
 		assert.Equal(t, c.want, burstFloor(c.n, c.burst, c.perMinute, 300*ms), "%d requests at %d/s %d/min", c.n, c.burst, c.perMinute)
 	}
+}
+
+// defaults are the options run() builds from the default flags.
+func defaults() options {
+	return options{factor: 0.1, rateMinutes: 2, latency: "300ms", eventSkew: "20:8", coreProfiles: 50_000, coreEvents: 300_000, tlsMode: "h2",
+		smallProfs: 30_000, smallEvents: 200_000, events: 2_000_000, profiles: 500_000, seed: 1}
+}
+
+// rate-skewed is rate-events on the skewed account, with the mid-run goal; rate-core-tls reads the eight core
+// streams over HTTPS at the published tiers and reports RSS against its goal.
+func TestIssue12Scenarios(t *testing.T) {
+	t.Parallel()
+	o := defaults()
+	scs, err := plan(options{only: "rate-skewed,rate-core-tls", factor: o.factor, rateMinutes: o.rateMinutes, latency: o.latency,
+		eventSkew: o.eventSkew, coreProfiles: o.coreProfiles, coreEvents: o.coreEvents, tlsMode: o.tlsMode})
+	require.NoError(t, err)
+	require.Len(t, scs, 2)
+	skewed, core := scs[0], scs[1]
+	events := rateEvents(o)
+	assert.Equal(t, "rate-skewed", skewed.name)
+	assert.Equal(t, append(events.sandboxArgs, "--event-skew", "20:8"), skewed.sandboxArgs, "rate-events' account, skewed")
+	assert.Equal(t, "events", skewed.ceilingStream)
+	assert.InDelta(t, 0.95, skewed.midRunGoal, 1e-9)
+	assert.False(t, skewed.tls)
+
+	assert.Equal(t, "rate-core-tls", core.name)
+	assert.True(t, core.tls)
+	assert.True(t, core.rssGoal)
+	assert.Len(t, core.streams, 8)
+	assert.Equal(t, []string{"--profiles", "50000", "--events", "300000", "--rate-limits", "klaviyo", "--latency", "300ms"}, core.sandboxArgs)
+	o.tlsMode = "http1"
+	assert.Contains(t, rateCoreTLS(o).sandboxArgs, "--tls-http1")
+	assert.True(t, rateCoreTLS(o).tls)
+	o.tlsMode = "off"
+	assert.False(t, rateCoreTLS(o).tls, "-tls off serves plain HTTP, to compare")
+}
+
+// The goals name the issue's figures, and say so when the mid-run pace could not be measured.
+func TestGoalsOfIssue12(t *testing.T) {
+	t.Parallel()
+	o := defaults()
+	skewed := result{sc: rateSkewed(o), records: 700_000, wall: 150 * time.Second}
+	core := result{sc: rateCoreTLS(o), maxRSS: 100 << 10}
+	out := goals([]result{skewed, core})
+	assert.Contains(t, out, "Goal ≥ 90% of the steady ceiling (events): 80.0%, NOT met.")
+	assert.Contains(t, out, "Goal ≥ 95% of the steady budget mid-run (events): not measured")
+	assert.Contains(t, out, "Goal peak RSS < 64 MiB (rate-core-tls): 100.0 MiB, NOT met.")
+
+	// Samples every 5 s at 28 requests each (5.6/s): 96% of the 350-a-minute budget over the middle half.
+	for k := 0; k <= 30; k++ {
+		skewed.samples = append(skewed.samples, sample{at: time.Duration(k) * 5 * time.Second, ok: map[string]int{"/api/events": 28 * k}})
+	}
+	assert.Contains(t, goals([]result{skewed}), "Goal ≥ 95% of the steady budget mid-run (events): 96.0%, met.")
+}
+
+// perMinute splits the samples at each minute of the sync: a minute under the budget shows where windows ran dry.
+func TestPerMinute(t *testing.T) {
+	t.Parallel()
+	var r result
+	// 10 requests a second for the first 40 s of each minute, then none; 150 s in all: the last half minute is partial.
+	total := 0
+	for at := 2 * time.Second; at <= 150*time.Second; at += 2 * time.Second {
+		if at%time.Minute != 0 && at%time.Minute <= 40*time.Second {
+			total += 20
+		}
+		r.samples = append(r.samples, sample{at: at, ok: map[string]int{"/api/events": total}})
+	}
+	assert.Equal(t, []int{400, 400, 300}, r.perMinute("/api/events"))
+	assert.Empty(t, result{}.perMinute("/api/events"))
 }

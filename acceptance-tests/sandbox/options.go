@@ -28,6 +28,11 @@ type Options struct {
 	// Advance removes. No endpoint lists what left, so a connector that must notice removals
 	// needs an account where members leave. 0 (the default) means members never leave.
 	Removals int
+	// EventSkew grows the event density toward the clock start and adds a burst week, as in a growing store's
+	// account (skew.go), so equal-time windows meet very unequal volumes. Off by default.
+	EventSkew EventSkew
+	// TLS serves HTTPS with a certificate made at start (tls.go). Off by default: plain HTTP.
+	TLS TLS
 }
 
 // LateEvents configures the events an Advance creates in the past. Klaviyo accepts any past

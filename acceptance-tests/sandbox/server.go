@@ -56,6 +56,8 @@ type Server struct {
 	// in a small free list that, unlike sync.Pool, survives garbage collections.
 	errorSeq atomic.Int64
 	bufs     chan *bytes.Buffer
+	// certPEM is the certificate served over HTTPS (Options.TLS), nil over plain HTTP.
+	certPEM []byte
 	// done is closed by Close so injected latencies end at once.
 	done      chan struct{}
 	closeOnce sync.Once
@@ -81,6 +83,9 @@ func StartAddr(addr string, opts Options) (*Server, error) {
 	if opts.LateEvents, err = opts.LateEvents.normalize(); err != nil {
 		return nil, err
 	}
+	if opts.EventSkew, err = opts.EventSkew.normalize(); err != nil {
+		return nil, err
+	}
 	if opts.Removals < 0 {
 		return nil, fmt.Errorf("sandbox: %d removals per Advance: want a non-negative number", opts.Removals)
 	}
@@ -100,12 +105,23 @@ func StartAddr(addr string, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: listen on %s: %w", addr, err)
 	}
-	s := &Server{opts: opts, spec: spec, keys: keys, ln: ln, url: "http://" + ln.Addr().String(),
+	scheme := "http://"
+	if opts.TLS.On {
+		scheme = "https://"
+	}
+	s := &Server{opts: opts, spec: spec, keys: keys, ln: ln, url: scheme + ln.Addr().String(),
 		limits: newLimiter(), faults: newFaultPicker(opts.Seed, opts.Faults), stats: newStats(), done: make(chan struct{}),
 		bufs: make(chan *bytes.Buffer, 8), reports: reports, quota: newDailyQuota(), companyTZ: tz}
 	s.routes = s.buildRoutes()
 	s.world.Store(newWorld(opts, s.url))
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	if opts.TLS.On {
+		if s.certPEM, err = serveTLS(s.srv, ln, opts.TLS); err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+		return s, nil
+	}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
 }

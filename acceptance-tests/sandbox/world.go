@@ -47,6 +47,8 @@ type population struct {
 	cum       []int64 // cum[k] = records existing at the end of epoch k
 	overrides map[int64]int64
 	overList  []ovr // overrides sorted by (t, idx)
+	// curve, when set, places the base records by a skewed daily density (skew.go) instead of evenly.
+	curve *curve
 }
 
 // ovr is a record placed out of its index order: its timestamp and its index.
@@ -83,8 +85,12 @@ func (p *population) total() int64 {
 }
 
 // createdMs is record i's creation instant in Unix milliseconds, strictly increasing in i: record
-// i falls at a jittered point of its own slot, so timestamps look irregular yet stay ordered.
+// i falls at a jittered point of its own slot, so timestamps look irregular yet stay ordered. Under
+// a skew curve it is only non-decreasing on days holding more records than milliseconds.
 func (p *population) createdMs(i int64) int64 {
+	if i < p.base && p.curve != nil {
+		return p.curve.createdMs(i, p.jitter)
+	}
 	if i < p.base {
 		spanMs := p.span * 1000
 		step := max64(1, spanMs/p.base)
@@ -142,7 +148,7 @@ func (p *population) advance(e epoch, k int) *population {
 	d := e.to - e.from
 	n := int64(0)
 	if p.base > 0 && d > 0 {
-		n = int64(math.Ceil(float64(p.base) * float64(d) / float64(p.span)))
+		n = int64(math.Ceil(float64(p.base) * float64(d) / float64(p.span) * p.pace()))
 	}
 	q.cum = append(append([]int64(nil), p.cum...), before+n)
 	if p.updFrac > 0 && before > 0 && d > 0 {
@@ -168,6 +174,15 @@ func (p *population) advance(e epoch, k int) *population {
 		sortOvrs(q.overList)
 	}
 	return &q
+}
+
+// pace is how many records an Advance creates per second of its epoch, as a multiple of the base records' mean
+// rate: 1, or the skewed curve's rate on its last day.
+func (p *population) pace() float64 {
+	if p.curve == nil {
+		return 1
+	}
+	return p.curve.endRate
 }
 
 func floorDiv(a, b int64) int64 {
@@ -228,6 +243,9 @@ func newWorld(opts Options, base string) *world {
 	}
 	add(kProfile, sc.Profiles, 3*year, 180*day, 0.03)
 	add(kEvent, int(int64(sc.Events)-futureEvents(int64(sc.Events))), year, year, 0)
+	if ev := w.pops[kEvent]; opts.EventSkew.on() && ev.base > 0 {
+		ev.curve = newCurve(opts.EventSkew, ev.base, ev.span, ev.startMs)
+	}
 	add(kMetric, sc.Metrics, 2*year, 90*day, 0.05)
 	add(kList, sc.Lists, 2*year, 60*day, 0.1)
 	add(kSegment, sc.Segments, 2*year, 60*day, 0.1)

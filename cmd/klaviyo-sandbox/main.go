@@ -60,7 +60,11 @@ func run(args []string) error {
 	latency := fs.String("latency", "", "added latency per request: 50ms or 20ms-80ms")
 	reportPage := fs.Int("report-page-size", 0, "results per page of campaign and flow reports before links.next (default 500)")
 	late := fs.String("late-events", "", "events each advance creates in the past: N or N:WINDOW, dated up to WINDOW (default 45m) before the clock it started from")
+	skew := fs.String("event-skew", "", "a growing account's events: GROWTH[:BURST[:AGO]], the last day GROWTH times as dense as the first, a week BURST times as dense beginning AGO (default 42d) before the clock start (e.g. 20:8)")
 	removals := fs.Int("removals", 0, "list memberships, and as many segment memberships, each advance removes")
+	useTLS := fs.Bool("tls", false, "serve HTTPS with a self-signed certificate made at start (HTTP/2 offered)")
+	certOut := fs.String("tls-cert", "", "serve HTTPS (implies --tls) and write the certificate's PEM to this file before printing the URL, for clients to trust (SSL_CERT_FILE)")
+	http1 := fs.Bool("tls-http1", false, "with --tls, offer only HTTP/1.1")
 	faults := fs.String("faults", "", "fault probabilities, e.g. 5xx=0.05,503=0.01,reset=0.02,truncate=0.01,malformed=0.01,slow=0.01,429=0.02,retry_after=1,only=/api/events")
 	d := sandbox.DefaultScale()
 	sc := sandbox.Scale{}
@@ -90,7 +94,11 @@ func run(args []string) error {
 	if *removals < 0 {
 		return fmt.Errorf("--removals %d: want a non-negative number", *removals)
 	}
-	opts := sandbox.Options{Seed: *seed, Scale: sc, APIKeys: keys, ReportPageSize: *reportPage, Removals: *removals}
+	opts := sandbox.Options{Seed: *seed, Scale: sc, APIKeys: keys, ReportPageSize: *reportPage, Removals: *removals,
+		TLS: sandbox.TLS{On: *useTLS || *certOut != "", HTTP1: *http1}}
+	if *http1 && !opts.TLS.On {
+		return fmt.Errorf("--tls-http1 needs --tls or --tls-cert: plain HTTP is HTTP/1.1 already")
+	}
 	var err error
 	if *now != "" {
 		if opts.Now, err = parseNow(*now); err != nil {
@@ -109,9 +117,19 @@ func run(args []string) error {
 	if opts.LateEvents, err = sandbox.ParseLateEvents(*late); err != nil {
 		return err
 	}
+	if opts.EventSkew, err = sandbox.ParseEventSkew(*skew); err != nil {
+		return err
+	}
 	srv, err := sandbox.StartAddr(*addr, opts)
 	if err != nil {
 		return err
+	}
+	if *certOut != "" {
+		// Written before the URL is printed: a client that waits for the URL finds the certificate in place.
+		if err := os.WriteFile(*certOut, srv.CertificatePEM(), 0o644); err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("--tls-cert: %w", err)
+		}
 	}
 	fmt.Println(srv.URL())
 	sig := make(chan os.Signal, 1)
