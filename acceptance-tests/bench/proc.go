@@ -90,17 +90,21 @@ func (r result) midRun(path string) (float64, bool) {
 	return perSecond / (float64(scaled(budget, r.sc.factor)) / 60), true
 }
 
-// perMinute is how many requests to path the sandbox answered in each minute of the sync (429s excluded), from
-// the samples nearest each minute's end; the last entry is the part-minute before the last sample. The send log
-// spends each minute's allowance as early as it can, so a minute well under the budget is a minute the sync's
-// windows could not fill: with a skewed account, the minutes in which the densest window drains alone.
-func (r result) perMinute(path string) []int {
+// paceBy is how many requests to path the sandbox answered in each interval of every from the sync's start (429s
+// excluded), from the first sample at or after each interval's end; the last entry is the part-interval before the
+// last sample. The send log spends each minute's allowance as early as it can, so in 10-s intervals an evenly
+// spread account shows the allowance spent in the first seconds of each minute, and a skewed one shows it spread
+// over the minute: the seconds in which the densest windows drain alone, too few to spend it.
+func (r result) paceBy(path string, every time.Duration) []int {
 	var out []int
-	prev, next := 0, time.Minute
+	prev, next := 0, every
 	for i, s := range r.samples {
 		if s.at >= next || i == len(r.samples)-1 {
 			out = append(out, s.ok[path]-prev)
-			prev, next = s.ok[path], next+time.Minute
+			prev = s.ok[path]
+			for next <= s.at {
+				next += every
+			}
 		}
 	}
 	return out

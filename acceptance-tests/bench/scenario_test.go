@@ -85,18 +85,24 @@ func TestGoalsOfIssue12(t *testing.T) {
 	assert.Contains(t, goals([]result{skewed}), "Goal ≥ 95% of the steady budget mid-run (events): 96.0%, met.")
 }
 
-// perMinute splits the samples at each minute of the sync: a minute under the budget shows where windows ran dry.
-func TestPerMinute(t *testing.T) {
+// paceBy splits the samples at each interval of the sync: a skewed account spreads a minute's allowance over it.
+func TestPaceBy(t *testing.T) {
 	t.Parallel()
 	var r result
-	// 10 requests a second for the first 40 s of each minute, then none; 150 s in all: the last half minute is partial.
+	// 10 requests a second for the first 40 s of each minute, then none; 150 s in all: the last half minute is
+	// partial. A sample is missing at 70 s, so that interval ends at the 72 s sample.
 	total := 0
 	for at := 2 * time.Second; at <= 150*time.Second; at += 2 * time.Second {
 		if at%time.Minute != 0 && at%time.Minute <= 40*time.Second {
 			total += 20
 		}
-		r.samples = append(r.samples, sample{at: at, ok: map[string]int{"/api/events": total}})
+		if at != 70*time.Second {
+			r.samples = append(r.samples, sample{at: at, ok: map[string]int{"/api/events": total}})
+		}
 	}
-	assert.Equal(t, []int{400, 400, 300}, r.perMinute("/api/events"))
-	assert.Empty(t, result{}.perMinute("/api/events"))
+	assert.Equal(t, []int{400, 400, 300}, r.paceBy("/api/events", time.Minute))
+	tens := r.paceBy("/api/events", 10*time.Second)
+	assert.Equal(t, []int{100, 100, 100, 100, 0, 0, 120, 80, 100, 100, 0, 0, 100, 100, 100}, tens)
+	assert.Equal(t, "100 100 100 100 0 0 | 120 80 100 100 0 0 | 100 100 100", byMinute(tens))
+	assert.Empty(t, result{}.paceBy("/api/events", time.Minute))
 }
