@@ -8,7 +8,7 @@
 // output, and the memory of a whole sync. The in-process hot path has its own `go test -bench` benchmarks in
 // source/bench_test.go.
 //
-//	go run ./acceptance-tests/bench                      # every scenario at the issue's sizes (about 15 minutes)
+//	go run ./acceptance-tests/bench                      # every scenario at the issue's sizes (about 27 minutes)
 //	go run ./acceptance-tests/bench -quick               # everything at 1/20 size, under a minute of syncing
 //	go run ./acceptance-tests/bench -scenario cpu -events 5000000
 //	go run ./acceptance-tests/bench -only rate-events,rate-profiles
