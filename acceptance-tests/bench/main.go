@@ -8,7 +8,7 @@
 // output, and the memory of a whole sync. The in-process hot path has its own `go test -bench` benchmarks in
 // source/bench_test.go.
 //
-//	go run ./acceptance-tests/bench                      # every scenario at the issue's sizes (about 15 minutes)
+//	go run ./acceptance-tests/bench                      # every scenario at the issue's sizes (about 27 minutes)
 //	go run ./acceptance-tests/bench -quick               # everything at 1/20 size, under a minute of syncing
 //	go run ./acceptance-tests/bench -scenario cpu -events 5000000
 //	go run ./acceptance-tests/bench -only rate-events,rate-profiles
@@ -48,8 +48,9 @@ type options struct {
 	binDir      string
 	keep        bool
 	skip        []string
-	// eventSkew is the sandbox's --event-skew for rate-skewed.
-	eventSkew string
+	// eventSkew is the sandbox's --event-skew for rate-skewed, skewMinutes its size in minutes of the events budget.
+	eventSkew   string
+	skewMinutes float64
 	// coreProfiles and coreEvents size rate-core-tls.
 	coreProfiles int
 	coreEvents   int
@@ -86,6 +87,7 @@ func run() error {
 	flag.StringVar(&o.binDir, "bin", "", "directory with prebuilt source-klaviyo and klaviyo-sandbox (default: build them into a temporary directory)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, catalogs, sandbox logs) for inspection")
 	flag.StringVar(&o.eventSkew, "event-skew", "20:8", "rate-skewed scenario: the sandbox's --event-skew GROWTH[:BURST[:AGO]] (the last day GROWTH times the first, a week BURST times as dense)")
+	flag.Float64Var(&o.skewMinutes, "skew-minutes", 5, "rate-skewed scenario: how long it should take at the steady ceiling (0: -rate-minutes); -rate-events overrides it")
 	flag.IntVar(&o.coreProfiles, "core-profiles", 50_000, "rate-core-tls scenario: profiles in the account")
 	flag.IntVar(&o.coreEvents, "core-events", 300_000, "rate-core-tls scenario: events in the account")
 	flag.StringVar(&o.tlsMode, "tls", "h2", "TLS scenarios: h2 (HTTPS offering HTTP/2, which Go's client takes), http1 (HTTPS, HTTP/1.1 only) or off (plain HTTP, to compare)")
@@ -112,8 +114,12 @@ func run() error {
 	if o.factor <= 0 || o.factor > 1000 {
 		return fmt.Errorf("-factor %g: want a factor in (0, 1000]", o.factor)
 	}
+	if o.skewMinutes <= 0 {
+		o.skewMinutes = o.rateMinutes
+	}
 	if o.quick {
 		o.rateMinutes /= 20
+		o.skewMinutes /= 20
 		o.events /= 20
 		o.profiles /= 20
 		o.rateEvents /= 20

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -63,44 +64,66 @@ type sample struct {
 // midRun is an endpoint's request rate over the middle half of the sync, as a share of its steady budget: the
 // pace the sync keeps once its windows are planned and before its last windows drain, which is what a sync many
 // times longer than the benchmark would keep for almost all of its time. ok is false without enough samples.
+//
+// The middle half is rounded to whole minutes of the sync. The send log spends each minute's allowance as early as
+// it can, in the first seconds of the minute, so a rate taken over a stretch that is not whole minutes counts
+// however many minute starts the stretch happens to hold: over the plain middle half, the same even account read
+// 103% in a two-minute sync and 80% in a five-minute one, and a skewed account whose windows spent the second
+// minute's whole allowance, only later in the minute, read 78%. So the stretch runs from the minute boundary
+// nearest a quarter of the wall time to the one nearest three quarters (at least one minute), each read from the
+// last sample at or before it.
 func (r result) midRun(path string) (float64, bool) {
 	budget, known := endpointBudgets()[path]
 	if !known || r.sc.factor <= 0 || len(r.samples) < 2 {
 		return 0, false
 	}
-	// A stream that ends before the middle half does (events in the whole-catalog run) leaves its endpoint idle
+	from := time.Duration(math.Round(r.wall.Minutes()/4)) * time.Minute
+	to := max(time.Duration(math.Round(3*r.wall.Minutes()/4))*time.Minute, from+time.Minute)
+	if to > r.wall {
+		return 0, false
+	}
+	// A stream that ends before the stretch does (events in the whole-catalog run) leaves its endpoint idle
 	// there for want of work, not of pace: no figure rather than a misleading one.
-	if d, ok := r.finished[strings.TrimPrefix(path, "/api/")]; ok && d < 3*r.wall/4 {
+	if d, ok := r.finished[strings.TrimPrefix(path, "/api/")]; ok && d < to {
 		return 0, false
 	}
-	var first, last *sample
-	for i := range r.samples {
-		s := &r.samples[i]
-		if first == nil && s.at >= r.wall/4 {
-			first = s
-		}
-		if s.at <= 3*r.wall/4 {
-			last = s
-		}
-	}
-	if first == nil || last == nil || last.at-first.at < 5*time.Second {
+	a, okA := r.answeredAt(path, from)
+	b, okB := r.answeredAt(path, to)
+	if !okA || !okB {
 		return 0, false
 	}
-	perSecond := float64(last.ok[path]-first.ok[path]) / (last.at - first.at).Seconds()
+	perSecond := float64(b-a) / (to - from).Seconds()
 	return perSecond / (float64(scaled(budget, r.sc.factor)) / 60), true
 }
 
-// perMinute is how many requests to path the sandbox answered in each minute of the sync (429s excluded), from
-// the samples nearest each minute's end; the last entry is the part-minute before the last sample. The send log
-// spends each minute's allowance as early as it can, so a minute well under the budget is a minute the sync's
-// windows could not fill: with a skewed account, the minutes in which the densest window drains alone.
-func (r result) perMinute(path string) []int {
+// answeredAt is how many requests to path had been answered at moment t of the sync, from the last sample at or
+// before it; the sync's start counts as none. ok is false when that sample is more than 5 s old (failed polls).
+func (r result) answeredAt(path string, t time.Duration) (int, bool) {
+	n, at := 0, time.Duration(0)
+	for _, s := range r.samples {
+		if s.at > t {
+			break
+		}
+		n, at = s.ok[path], s.at
+	}
+	return n, t-at <= 5*time.Second
+}
+
+// paceBy is how many requests to path the sandbox answered in each interval of every from the sync's start (429s
+// excluded), from the first sample at or after each interval's end; the last entry is the part-interval before the
+// last sample. The send log spends each minute's allowance as early as it can, so in 10-s intervals an evenly
+// spread account shows the allowance spent in the first seconds of each minute, and a skewed one shows it spread
+// over the minute: the seconds in which the densest windows drain alone, too few to spend it.
+func (r result) paceBy(path string, every time.Duration) []int {
 	var out []int
-	prev, next := 0, time.Minute
+	prev, next := 0, every
 	for i, s := range r.samples {
 		if s.at >= next || i == len(r.samples)-1 {
 			out = append(out, s.ok[path]-prev)
-			prev, next = s.ok[path], next+time.Minute
+			prev = s.ok[path]
+			for next <= s.at {
+				next += every
+			}
 		}
 	}
 	return out

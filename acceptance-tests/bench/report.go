@@ -129,9 +129,9 @@ func report(m machine, o options, rs []result) string {
 			}
 		}
 		if s, ok := catalog.Lookup(r.sc.ceilingStream); ok {
-			if per := r.perMinute(s.Path); len(per) > 0 {
-				fmt.Fprintf(&b, "  Requests to %s answered in each minute of the sync (budget %d): %s.\n", s.Path,
-					scaled(endpointBudgets()[s.Path], r.sc.factor), strings.Trim(fmt.Sprint(per), "[]"))
+			if pace := r.paceBy(s.Path, 10*time.Second); len(pace) > 0 {
+				fmt.Fprintf(&b, "  Requests to %s answered in each 10 s of the sync, a minute a group (budget %d a minute): %s.\n",
+					s.Path, scaled(endpointBudgets()[s.Path], r.sc.factor), byMinute(pace))
 			}
 		}
 		if len(r.finished) > 1 {
@@ -249,6 +249,22 @@ func lastFinished(m map[string]time.Duration, n int) string {
 		parts[i] = fmt.Sprintf("%s %.0f", k, m[k].Seconds())
 	}
 	return strings.Join(parts, ", ")
+}
+
+// byMinute writes 10-s counts six to a group: "35 0 0 0 0 0 | 35 ...".
+func byMinute(pace []int) string {
+	var b strings.Builder
+	for i, n := range pace {
+		switch {
+		case i == 0:
+		case i%6 == 0:
+			b.WriteString(" | ")
+		default:
+			b.WriteByte(' ')
+		}
+		fmt.Fprint(&b, n)
+	}
+	return b.String()
 }
 
 // midRunCell is the table's mid-run pace of the events and profiles endpoints.

@@ -34,7 +34,7 @@ func TestBurstFloor(t *testing.T) {
 
 // defaults are the options run() builds from the default flags.
 func defaults() options {
-	return options{factor: 0.1, rateMinutes: 2, latency: "300ms", eventSkew: "20:8", coreProfiles: 50_000, coreEvents: 300_000, tlsMode: "h2",
+	return options{factor: 0.1, rateMinutes: 2, skewMinutes: 5, latency: "300ms", eventSkew: "20:8", coreProfiles: 50_000, coreEvents: 300_000, tlsMode: "h2",
 		smallProfs: 30_000, smallEvents: 200_000, events: 2_000_000, profiles: 500_000, seed: 1}
 }
 
@@ -44,13 +44,16 @@ func TestIssue12Scenarios(t *testing.T) {
 	t.Parallel()
 	o := defaults()
 	scs, err := plan(options{only: "rate-skewed,rate-core-tls", factor: o.factor, rateMinutes: o.rateMinutes, latency: o.latency,
-		eventSkew: o.eventSkew, coreProfiles: o.coreProfiles, coreEvents: o.coreEvents, tlsMode: o.tlsMode})
+		eventSkew: o.eventSkew, skewMinutes: o.skewMinutes, coreProfiles: o.coreProfiles, coreEvents: o.coreEvents, tlsMode: o.tlsMode})
 	require.NoError(t, err)
 	require.Len(t, scs, 2)
 	skewed, core := scs[0], scs[1]
-	events := rateEvents(o)
+	longer := o
+	longer.rateMinutes = 5
+	events := rateEvents(longer)
 	assert.Equal(t, "rate-skewed", skewed.name)
-	assert.Equal(t, append(events.sandboxArgs, "--event-skew", "20:8"), skewed.sandboxArgs, "rate-events' account, skewed")
+	assert.Equal(t, append(events.sandboxArgs, "--event-skew", "20:8"), skewed.sandboxArgs, "rate-events' account at five minutes, skewed")
+	assert.Contains(t, skewed.sandboxArgs, "1750000")
 	assert.Equal(t, "events", skewed.ceilingStream)
 	assert.InDelta(t, 0.95, skewed.midRunGoal, 1e-9)
 	assert.False(t, skewed.tls)
@@ -85,18 +88,70 @@ func TestGoalsOfIssue12(t *testing.T) {
 	assert.Contains(t, goals([]result{skewed}), "Goal ≥ 95% of the steady budget mid-run (events): 96.0%, met.")
 }
 
-// perMinute splits the samples at each minute of the sync: a minute under the budget shows where windows ran dry.
-func TestPerMinute(t *testing.T) {
+// paceBy splits the samples at each interval of the sync: a skewed account spreads a minute's allowance over it.
+func TestPaceBy(t *testing.T) {
 	t.Parallel()
 	var r result
-	// 10 requests a second for the first 40 s of each minute, then none; 150 s in all: the last half minute is partial.
+	// 10 requests a second for the first 40 s of each minute, then none; 150 s in all: the last half minute is
+	// partial. A sample is missing at 70 s, so that interval ends at the 72 s sample.
 	total := 0
 	for at := 2 * time.Second; at <= 150*time.Second; at += 2 * time.Second {
 		if at%time.Minute != 0 && at%time.Minute <= 40*time.Second {
 			total += 20
 		}
-		r.samples = append(r.samples, sample{at: at, ok: map[string]int{"/api/events": total}})
+		if at != 70*time.Second {
+			r.samples = append(r.samples, sample{at: at, ok: map[string]int{"/api/events": total}})
+		}
 	}
-	assert.Equal(t, []int{400, 400, 300}, r.perMinute("/api/events"))
-	assert.Empty(t, result{}.perMinute("/api/events"))
+	assert.Equal(t, []int{400, 400, 300}, r.paceBy("/api/events", time.Minute))
+	tens := r.paceBy("/api/events", 10*time.Second)
+	assert.Equal(t, []int{100, 100, 100, 100, 0, 0, 120, 80, 100, 100, 0, 0, 100, 100, 100}, tens)
+	assert.Equal(t, "100 100 100 100 0 0 | 120 80 100 100 0 0 | 100 100 100", byMinute(tens))
+	assert.Empty(t, result{}.paceBy("/api/events", time.Minute))
+}
+
+// fromPace builds a result of the events scenario whose samples (every 2 s) follow counts of requests per 10 s.
+func fromPace(t *testing.T, wall time.Duration, tens ...int) result {
+	t.Helper()
+	r := result{sc: rateEvents(defaults()), wall: wall}
+	total := 0
+	for k, n := range tens {
+		for j := 1; j <= 5; j++ {
+			total += n / 5
+			r.samples = append(r.samples, sample{at: time.Duration(10*k+2*j) * time.Second, ok: map[string]int{"/api/events": total}})
+		}
+	}
+	return r
+}
+
+// Mid-run counts whole minutes of the sync, so the send log's spending at the start of each minute does not make an
+// even account read 80% or 103% depending on its length, and a minute whose allowance was spent late still counts
+// as spent. The figures are the 10-s counts of the runs in docs/benchmarks.md.
+func TestMidRunCountsWholeMinutes(t *testing.T) {
+	t.Parallel()
+	even5 := fromPace(t, 302*time.Second, 315, 35, 0, 0, 0, 0, 315, 35, 0, 0, 0, 0, 315, 35, 0, 0, 0, 0, 310, 40, 0, 0, 0, 0, 305, 45, 0, 0, 0, 0, 20)
+	v, ok := even5.midRun("/api/events")
+	require.True(t, ok)
+	assert.InDelta(t, 1.0, v, 0.001, "minutes 2 to 4 spent their allowance")
+
+	skewed2 := fromPace(t, 126*time.Second, 315, 35, 0, 0, 0, 0, 195, 45, 30, 30, 35, 15, 20)
+	v, ok = skewed2.midRun("/api/events")
+	require.True(t, ok)
+	assert.InDelta(t, 1.0, v, 0.001, "the second minute's allowance was spent, late in the minute")
+
+	skewed6 := fromPace(t, 354*time.Second, 315, 35, 0, 0, 0, 0, 315, 35, 0, 0, 0, 0, 300, 50, 0, 0, 0, 0,
+		200, 105, 45, 0, 0, 0, 30, 30, 30, 30, 30, 35, 30, 30, 35, 30, 35, 10)
+	v, ok = skewed6.midRun("/api/events")
+	require.True(t, ok)
+	assert.InDelta(t, 1.0, v, 0.001, "minutes 2 to 4: the drain of the densest window comes after them")
+
+	skewed6.wall = 420 * time.Second // the stretch now takes in minute 5, drained at 185 of 350
+	skewed6.samples = append(skewed6.samples, sample{at: 420 * time.Second, ok: map[string]int{"/api/events": 1800}})
+	v, ok = skewed6.midRun("/api/events")
+	require.True(t, ok)
+	assert.InDelta(t, (350+350+185)/3.0/350, v, 0.001, "minutes 3 to 5")
+
+	skewed2.finished = map[string]time.Duration{"events": 100 * time.Second}
+	_, ok = skewed2.midRun("/api/events")
+	assert.False(t, ok, "a stream that ended inside the stretch has no mid-run pace")
 }

@@ -14,7 +14,7 @@ import (
 
 // blackFriday is the skew the bench's rate-skewed scenario serves: the last day twenty times as dense as the
 // first, and a week eight times as dense as its neighbours, six weeks before the clock start.
-var blackFriday = EventSkew{Growth: 20, Burst: 8}
+func blackFriday() EventSkew { return EventSkew{Growth: 20, Burst: 8} }
 
 func withSkew(events int, sk EventSkew) func(*Options) {
 	return func(o *Options) { o.Scale.Events = events; o.EventSkew = sk }
@@ -57,7 +57,7 @@ func TestParseEventSkew(t *testing.T) {
 func TestEventSkewShapesHistory(t *testing.T) {
 	const events = 60_000
 	flat := startSmall(t, withSkew(events, EventSkew{}))
-	skewed := startSmall(t, withSkew(events, blackFriday))
+	skewed := startSmall(t, withSkew(events, blackFriday()))
 	t0 := skewed.Now()
 	require.Equal(t, countF(t, flat, "/api/events", ""), countF(t, skewed, "/api/events", ""))
 
@@ -79,7 +79,7 @@ func TestEventSkewShapesHistory(t *testing.T) {
 // Every listing of a skewed account agrees with every other: ascending and descending pages, datetime ranges,
 // metric filters, the admin count and the event scan the reports use.
 func TestEventSkewListingsAgree(t *testing.T) {
-	s := startSmall(t, withSkew(12_000, blackFriday))
+	s := startSmall(t, withSkew(12_000, blackFriday()))
 	t0 := s.Now()
 	asc := collectAll(t, s, "/api/events?page[size]=700")
 	requireSorted(t, asc, false)
@@ -127,7 +127,7 @@ func TestEventSkewIsDeterministicAndOptIn(t *testing.T) {
 	page := func(s *Server) string {
 		return strings.ReplaceAll(string(get(t, s, "/api/events?page[size]=300&sort=-datetime&include=metric").body), s.URL(), "BASE")
 	}
-	a, b := startSmall(t, withSkew(5000, blackFriday)), startSmall(t, withSkew(5000, blackFriday))
+	a, b := startSmall(t, withSkew(5000, blackFriday())), startSmall(t, withSkew(5000, blackFriday()))
 	assert.Equal(t, page(a), page(b))
 	flat := startSmall(t, withSkew(5000, EventSkew{}))
 	unit := startSmall(t, withSkew(5000, EventSkew{Growth: 1, Burst: 1}))
@@ -154,7 +154,7 @@ func TestEventSkewAdvanceKeepsTodaysPace(t *testing.T) {
 
 // Ten million skewed events cost no more memory than ten million even ones: the curve is one count per day.
 func TestEventSkewStaysFlatAtScale(t *testing.T) {
-	s := startSmall(t, withSkew(10_000_000, blackFriday))
+	s := startSmall(t, withSkew(10_000_000, blackFriday()))
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
