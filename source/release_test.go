@@ -16,9 +16,10 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -241,11 +242,7 @@ func joinLines(ls []string) []byte {
 // formatStates renders per-stream states as a JSON object with one stream per line, sorted, so a diff names the
 // stream whose state changed.
 func formatStates(m map[string]json.RawMessage, indent string) []byte {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(m))
 	var b bytes.Buffer
 	b.WriteString("{\n")
 	for i, n := range names {
@@ -266,11 +263,7 @@ func formatStates(m map[string]json.RawMessage, indent string) []byte {
 // airbyteStateFile is the state a platform passes to the next read: the array of the last STREAM state of every
 // stream, sorted by stream, one per line.
 func airbyteStateFile(final map[string]json.RawMessage) []byte {
-	names := make([]string, 0, len(final))
-	for n := range final {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(final))
 	var b bytes.Buffer
 	b.WriteString("[\n")
 	for i, n := range names {
