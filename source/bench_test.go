@@ -201,7 +201,7 @@ func BenchmarkWritePage(b *testing.B) {
 			b.ReportAllocs()
 			done := perRecord(b, len(page.doc.Data))
 			for i := 0; i < b.N; i++ {
-				if err := e.writePage(r, &page.doc, readScope{}, observe); err != nil {
+				if _, err := e.writePage(r, &page.doc, readScope{}, observe); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -237,7 +237,7 @@ func BenchmarkPipeline(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := e.writePage(r, doc, readScope{}, observe); err != nil {
+				if _, err := e.writePage(r, doc, readScope{}, observe); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -195,23 +195,30 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, sp *streamPlan) 
 		}
 		return e.stateLocked(r, st)
 	}
-	err := runTasks(ctx, len(sp.tasks), e.planner().workers(len(sp.tasks)), func(ctx context.Context, i int) error {
-		rd := sp.tasks[i].reads[0]
-		w := rd.window
+	pool := newWindowPool(tr, sp.windows, sp.stream.PageSize, e.syncStart, func() { r.prog.total.Add(1) })
+	err := pool.run(ctx, e.planner().windowWorkers(sp), func(ctx context.Context, w *window) error {
 		afterPage := func() error {
+			tr.pageRead(w)
+			pool.progressed()
 			if w.sorted {
 				return emitState()
 			}
 			return nil
 		}
 		sc := readScope{window: w, skip: sp.prev.skip}
-		if err := e.pages(ctx, r, sp, rd.req, sc, func(id string, c time.Time) { tr.observe(w, id, c) }, afterPage); err != nil {
+		if w.sorted {
+			sc.admit = func(c time.Time) bool { return tr.admit(w, c) }
+		}
+		if err := e.pages(ctx, r, sp, sp.reqs.build("", w.variant, w), sc, func(id string, c time.Time) { tr.observe(w, id, c) }, afterPage); err != nil {
 			return err
 		}
 		tr.finish(w)
 		r.prog.done.Add(1)
 		return emitState()
 	})
+	if n := pool.splitCount(); n > 0 {
+		_ = e.out.Log("INFO", fmt.Sprintf("%s: split %d windows while reading them, where the data was denser than the plan's equal spans", r.s.Name, n))
+	}
 	if serr := emitState(); err == nil {
 		err = serr
 	}
@@ -265,13 +272,18 @@ func (e *engine) pages(ctx context.Context, r *streamRun, sp *streamPlan, req kl
 				failed = err
 				break
 			}
-			if err := e.writePage(r, doc, sc, observe); err != nil {
+			past, err := e.writePage(r, doc, sc, observe)
+			if err != nil {
 				return err
 			}
 			if afterPage != nil {
 				if err := afterPage(); err != nil {
 					return err
 				}
+			}
+			if past {
+				// The window was split below what this read asked for: the rest is the split-off window's.
+				return nil
 			}
 			at.URL, at.Query = doc.Next, nil
 		}
@@ -309,10 +321,11 @@ func (e *engine) withoutFallible(reqs requestBuilder, req klaviyo.Request, err e
 	return next, ok
 }
 
-// writePage shapes and writes every row of one page.
-func (e *engine) writePage(r *streamRun, doc *klaviyo.Document, sc readScope, observe func(string, time.Time)) error {
+// writePage shapes and writes every row of one page. It reports past when the read's scope refused a resource
+// (a split window's read reached its new upper bound): in a sorted read every later resource is refused too.
+func (e *engine) writePage(r *streamRun, doc *klaviyo.Document, sc readScope, observe func(string, time.Time)) (past bool, err error) {
 	if len(doc.Data) == 0 {
-		return nil
+		return false, nil
 	}
 	r.markRunning(e.out)
 	sc.metricNames = r.shape.metricNames(doc.Included)
@@ -326,12 +339,15 @@ func (e *engine) writePage(r *streamRun, doc *klaviyo.Document, sc readScope, ob
 		out.reset()
 		c, err := r.shape.rows(out, res, &sc)
 		if err != nil {
-			return fmt.Errorf("reshaping a %s record of stream %s: %w", res.Type, r.s.Name, err)
+			return false, fmt.Errorf("reshaping a %s record of stream %s: %w", res.Type, r.s.Name, err)
+		}
+		if c.ok && sc.admit != nil && !sc.admit(c.at) {
+			return true, nil
 		}
 		start := 0
 		for _, end := range out.ends {
 			if err := e.out.Record(r.s.Name, out.buf[start:end]); err != nil {
-				return fmt.Errorf("writing a record of stream %s: %w", r.s.Name, err)
+				return false, fmt.Errorf("writing a record of stream %s: %w", r.s.Name, err)
 			}
 			written++
 			start = end
@@ -340,7 +356,7 @@ func (e *engine) writePage(r *streamRun, doc *klaviyo.Document, sc readScope, ob
 			observe(res.ID, c.at)
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // probe answers planning's question of where a window's data starts (planSource).

@@ -124,7 +124,8 @@ func (e *engine) readObject(ctx context.Context, r *streamRun, sp *streamPlan, r
 	if err != nil {
 		return err
 	}
-	return e.writePage(r, doc, sc, nil)
+	_, err = e.writePage(r, doc, sc, nil)
+	return err
 }
 
 // parentCache lists each parent stream's ids once per sync: campaigns feed five child streams and tags four, and

@@ -258,6 +258,19 @@ func (p planner) splitWindows(ctx context.Context, sp *streamPlan, sh *shaper, v
 	return ws, nil
 }
 
+// windowWorkers is how many windows of a stream are read at once. Sorted windows split while they run (split.go),
+// so they get the parallelism the endpoint's budget wants even when the plan cut fewer windows (an hourly sync's
+// single window of a busy hour); unsorted windows cannot split, and get one worker each.
+func (p planner) windowWorkers(sp *streamPlan) int {
+	if len(sp.windows) == 0 {
+		return 1
+	}
+	if !sp.windows[0].sorted {
+		return p.workers(len(sp.tasks))
+	}
+	return max(min(windowCount(sp.stream, time.Duration(1<<62)), p.cfg.MaxConcurrency), 1)
+}
+
 // windowCount sizes the split so each window is worth a share of the endpoint's budget: enough windows to keep
 // the budget busy through request latency, never windows shorter than an hour. A window is read one page after
 // another, and a sync that fits in a minute's allowance may send a whole burst a second (the client's budget

@@ -66,6 +66,9 @@ type readScope struct {
 	// until is end_date: a resource or row whose cursor is at or after it is not written (endpoints without an
 	// upper-bound filter return such records); zero means no end_date.
 	until time.Time
+	// admit, in a sorted window's read, is asked before a resource's rows are written: false when a split has
+	// moved the window's upper bound to or below the resource's cursor (tracker.admit); nil admits everything.
+	admit func(at time.Time) bool
 }
 
 // keeps reports whether a row of resource id with cursor at belongs to this read.

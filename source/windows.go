@@ -23,6 +23,20 @@ type window struct {
 	// recent are the records seen (written, or skipped as written before) within the lookback of maxSeen: what a
 	// state must list so the next sync's re-read of its lookback skips them.
 	recent []seenID
+
+	// What splitting needs (split.go), all under the tracker's lock. admitted is how many resources the read let
+	// through, first and last the cursors of the first and the latest of them: the window's density so far, and
+	// the floor below which a split may not cut (a resource admitted is being written by this read). density is
+	// the records per second of cursor its parent window had when this one was split off, its estimate until its
+	// own first page arrives.
+	admitted    int
+	first, last time.Time
+	density     float64
+	// pageDensity is the density of the latest page, measured from the mark (admitted and last after the page
+	// before it).
+	pageDensity float64
+	markN       int
+	markAt      time.Time
 }
 
 // seenID is a record of a window, by id and cursor.
@@ -122,6 +136,26 @@ func (t *tracker) observe(w *window, id string, c time.Time) {
 			w.recent = slices.DeleteFunc(w.recent, func(r seenID) bool { return r.at.Before(floor) })
 		}
 	}
+}
+
+// admit reports whether the resource with cursor c, read by window w, is still the window's to write: a split
+// (split.go) may have moved w's upper bound below what its request asked for, and a sorted read then stops at the
+// first resource at or past it, which the split-off window reads instead. It is decided under the lock that split
+// holds, so a split never cuts below a resource a read has already let through.
+func (t *tracker) admit(w *window, c time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !w.hi.IsZero() && !c.Before(w.hi) {
+		return false
+	}
+	if w.admitted == 0 {
+		w.first = c
+	}
+	w.admitted++
+	if c.After(w.last) {
+		w.last = c
+	}
+	return true
 }
 
 // recentPrune is how many seen records a window collects before it drops those below its lookback.
