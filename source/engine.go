@@ -30,11 +30,13 @@ type engine struct {
 	board *progressBoard
 	// reports is what the sync's report streams share: the day's quota ledger and the account.
 	reports *reportRun
+	// shares are the streams that read the same requests (shared.go), set when the sync starts.
+	shares shares
 }
 
 // planner returns the planner of this sync, asking Klaviyo through the engine.
 func (e *engine) planner() planner {
-	return planner{cfg: e.cfg, syncStart: e.syncStart, src: e}
+	return planner{cfg: e.cfg, syncStart: e.syncStart, src: e, shares: e.shares}
 }
 
 // streamRun is the per-stream view the workers share.
@@ -48,6 +50,18 @@ type streamRun struct {
 	// wroteState is set (under stateMu) once the stream has written a state, and lastState is that state.
 	wroteState bool
 	lastState  json.RawMessage
+	// also are the streams that follow this one's reads (shared.go): every page is written into them too. lists
+	// is set when its reads are also a parent stream's listing, which takes the ids of every page.
+	also  []*streamRun
+	lists *share
+}
+
+// taskDone counts a finished task for the stream and the streams that follow its reads.
+func (r *streamRun) taskDone() {
+	r.prog.done.Add(1)
+	for _, f := range r.also {
+		f.prog.done.Add(1)
+	}
 }
 
 // streamResult says how one stream ended.
@@ -58,6 +72,7 @@ type streamResult struct {
 
 // run reads every selection and returns the streams that failed. One stream's failure never stops the others.
 func (e *engine) run(ctx context.Context, sels []catalog.Selection, states map[string]json.RawMessage) []streamResult {
+	e.shares = planShares(e.cfg, sels)
 	results := make([]streamResult, len(sels))
 	var wg sync.WaitGroup
 	for i, sel := range sels {
@@ -111,14 +126,26 @@ func (e *engine) readStream(ctx context.Context, sel catalog.Selection, prog *st
 	}
 	sh, err := newShaper(sel)
 	if err != nil {
+		e.shares.abandon(sel.Stream.Name, err)
 		return err
 	}
 	r := &streamRun{s: sel.Stream, shape: sh, prog: prog}
 	sp, err := e.planner().plan(ctx, sel, sh, prev)
 	if err == nil {
 		prog.planned(sp)
+	}
+	if shr, m := e.shares.follower(sel.Stream.Name); shr != nil {
+		err = e.follow(ctx, shr, m, r, sp, err)
+		e.endStream(r, prev)
+		return err
+	}
+	if err == nil {
+		err = e.shares.lead(ctx, r)
+	}
+	if err == nil {
 		err = e.execute(ctx, r, sp)
 	}
+	e.shares.finish(sel.Stream.Name, err)
 	e.endStream(r, prev)
 	return err
 }
@@ -169,7 +196,7 @@ func (e *engine) readOnce(ctx context.Context, r *streamRun, sp *streamPlan) err
 		if err != nil {
 			break
 		}
-		r.prog.done.Add(1)
+		r.taskDone()
 	}
 	if serr := e.writeFullRefreshState(r, sp); err == nil {
 		err = serr
@@ -275,6 +302,14 @@ func (e *engine) pages(ctx context.Context, r *streamRun, sp *streamPlan, req kl
 			past, err := e.writePage(r, doc, sc, observe)
 			if err != nil {
 				return err
+			}
+			for _, f := range r.also {
+				if _, err := e.writePage(f, doc, readScope{parentID: sc.parentID, until: sc.until}, nil); err != nil {
+					return err
+				}
+			}
+			if r.lists != nil {
+				r.lists.listed(doc)
 			}
 			if afterPage != nil {
 				if err := afterPage(); err != nil {

@@ -52,7 +52,7 @@ func (e *engine) readParents(ctx context.Context, r *streamRun, sp *streamPlan) 
 			if err := e.readParentOnce(ctx, r, sp, t); err != nil {
 				return err
 			}
-			r.prog.done.Add(1)
+			r.taskDone()
 			return nil
 		}
 		mu.Lock()
@@ -169,6 +169,18 @@ func (p *parentCache) list(ctx context.Context, e *engine, name string) ([]strin
 	s, ok := catalog.Lookup(name)
 	if !ok {
 		return nil, fmt.Errorf("parent stream %q is not in the stream table", name)
+	}
+	if sh := e.shares.listing(e.cfg, s); sh != nil {
+		// A selected stream reads these very responses: take its ids rather than page through them again.
+		select {
+		case <-sh.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if sh.err != nil {
+			return nil, fmt.Errorf("listing %s through stream %s: %w", name, sh.leader, sh.err)
+		}
+		return sh.ids, nil
 	}
 	reqs := newRequestBuilder(e.cfg, s, s.Fields)
 	grand := []string{""}

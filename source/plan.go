@@ -91,6 +91,8 @@ type planner struct {
 	cfg       Config
 	syncStart time.Time
 	src       planSource
+	// shares widens the sparse fieldset of a stream that reads for others (shared.go).
+	shares shares
 }
 
 // plan decodes a stream's previous state and decides its tasks.
@@ -105,7 +107,7 @@ func (p planner) plan(ctx context.Context, sel catalog.Selection, sh *shaper, pr
 		return nil, err
 	}
 	sp := &streamPlan{stream: s, incremental: sel.Incremental && s.Cursor != nil,
-		reqs: newRequestBuilder(p.cfg, s, sh.sparseFields()), start: p.fixStart(saved)}
+		reqs: newRequestBuilder(p.cfg, s, p.shares.sparseFor(s.Name, sh.sparseFields())), start: p.fixStart(saved)}
 	start := p.cfg.StartDate
 	if !sp.start.At.IsZero() {
 		start = sp.start.At
