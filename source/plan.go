@@ -199,7 +199,8 @@ func (p planner) planWindows(ctx context.Context, sp *streamPlan, sh *shaper, lo
 
 // splitWindows splits [lo, syncStart) of one variant, or [lo, ∞) when open. It first asks for the earliest
 // record (one request of one record), so an account whose data starts last year is not split across a decade of
-// empty windows, and a stream with nothing new costs one request.
+// empty windows, and a stream with nothing new costs one request; a span too short to cut in more than two
+// windows is one window without the probe.
 func (p planner) splitWindows(ctx context.Context, sp *streamPlan, sh *shaper, variant string, lo time.Time, open bool) ([]*window, error) {
 	c := sp.stream.Cursor
 	sorted := c.Sort != "" && !sh.rules.perRowCursor
@@ -216,6 +217,13 @@ func (p planner) splitWindows(ctx context.Context, sp *streamPlan, sh *shaper, v
 	if c.Upper == "" {
 		// No upper-bound operator: one window from lo, unbounded above.
 		return []*window{{variant: variant, lo: lo, sorted: sorted}}, nil
+	}
+	if sorted && !lo.IsZero() && windowCount(sp.stream, hi.Sub(lo)) <= 2 {
+		// A short span (an hourly sync, its lookback included) is read as one window with no probe: the probe would
+		// cost a request and a round trip to learn where the data starts, when one window's first page tells as much
+		// and costs the same one request when there is nothing new. Busy hours still read in parallel: the window
+		// splits as it runs (split.go).
+		return []*window{{variant: variant, lo: lo, hi: end, sorted: true}}, nil
 	}
 	first := lo
 	if c.Sort != "" {
