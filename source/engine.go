@@ -224,8 +224,8 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, sp *streamPlan) 
 	}
 	pool := newWindowPool(tr, sp.windows, sp.stream.PageSize, e.syncStart, func() { r.prog.total.Add(1) })
 	err := pool.run(ctx, e.planner().windowWorkers(sp), func(ctx context.Context, w *window) error {
-		afterPage := func() error {
-			tr.pageRead(w)
+		afterPage := func(last bool) error {
+			tr.pageRead(w, last)
 			pool.progressed()
 			if w.sorted {
 				return emitState()
@@ -236,7 +236,17 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, sp *streamPlan) 
 		if w.sorted {
 			sc.admit = func(c time.Time) bool { return tr.admit(w, c) }
 		}
-		if err := e.pages(ctx, r, sp, sp.reqs.build("", w.variant, w), sc, func(id string, c time.Time) { tr.observe(w, id, c) }, afterPage); err != nil {
+		observe := func(id string, c time.Time) { tr.observe(w, id, c) }
+		if w.page != nil {
+			// Planning's probe already read the whole window in one page.
+			if _, err := e.writePage(r, w.page, sc, observe); err != nil {
+				return err
+			}
+			w.page = nil
+			if err := afterPage(true); err != nil {
+				return err
+			}
+		} else if err := e.pages(ctx, r, sp, sp.reqs.build("", w.variant, w), sc, observe, afterPage); err != nil {
 			return err
 		}
 		tr.finish(w)
@@ -287,10 +297,11 @@ func (e *engine) stateLocked(r *streamRun, st json.RawMessage) error {
 }
 
 // pages follows a read's pages from req, writing each page's rows; observe is told every written resource's id
-// and cursor, and afterPage runs once a page's rows are all written (where sorted windows checkpoint). When a
+// and cursor, and afterPage runs once a page's rows are all written (where sorted windows checkpoint), told whether
+// the page was the read's last. When a
 // page fails on an optional field Klaviyo sometimes cannot serve, the read goes on from that same page without
 // the field: the pages before it are never read again.
-func (e *engine) pages(ctx context.Context, r *streamRun, sp *streamPlan, req klaviyo.Request, sc readScope, observe func(string, time.Time), afterPage func() error) error {
+func (e *engine) pages(ctx context.Context, r *streamRun, sp *streamPlan, req klaviyo.Request, sc readScope, observe func(string, time.Time), afterPage func(last bool) error) error {
 	for {
 		at := req // the request of the page being read
 		var failed error
@@ -312,7 +323,7 @@ func (e *engine) pages(ctx context.Context, r *streamRun, sp *streamPlan, req kl
 				r.lists.listed(doc)
 			}
 			if afterPage != nil {
-				if err := afterPage(); err != nil {
+				if err := afterPage(past || doc.Next == ""); err != nil {
 					return err
 				}
 			}

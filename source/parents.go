@@ -80,7 +80,7 @@ func (e *engine) readParents(ctx context.Context, r *streamRun, sp *streamPlan) 
 		for _, rd := range t.reads {
 			sc := readScope{parentID: t.parentID, window: rd.window, skip: prev.skip}
 			observe := func(id string, c time.Time) { tr.observe(rd.window, id, c) }
-			if err := e.pages(ctx, r, sp, rd.req, sc, observe, save); err != nil {
+			if err := e.pages(ctx, r, sp, rd.req, sc, observe, func(bool) error { return save() }); err != nil {
 				return err
 			}
 			tr.finish(rd.window)

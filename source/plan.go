@@ -198,9 +198,9 @@ func (p planner) planWindows(ctx context.Context, sp *streamPlan, sh *shaper, lo
 }
 
 // splitWindows splits [lo, syncStart) of one variant, or [lo, ∞) when open. It first asks for the earliest
-// record (one request of one record), so an account whose data starts last year is not split across a decade of
-// empty windows, and a stream with nothing new costs one request; a span too short to cut in more than two
-// windows is one window without the probe.
+// records (one request of a small page, probePage), so an account whose data starts last year is not split across
+// a decade of empty windows, a stream with nothing new costs one request, and a stream whose span fits in that page
+// costs that one request in all; a span too short to cut in more than two windows is one window without the probe.
 func (p planner) splitWindows(ctx context.Context, sp *streamPlan, sh *shaper, variant string, lo time.Time, open bool) ([]*window, error) {
 	c := sp.stream.Cursor
 	sorted := c.Sort != "" && !sh.rules.perRowCursor
@@ -233,6 +233,11 @@ func (p planner) splitWindows(ctx context.Context, sp *streamPlan, sh *shaper, v
 		}
 		if len(doc.Data) == 0 {
 			return nil, nil
+		}
+		if doc.Next == "" {
+			// The probe's page holds the whole span (most streams of most accounts are a page or two): the one
+			// window writes it, and asks Klaviyo nothing more.
+			return []*window{{variant: variant, lo: lo, hi: end, sorted: sorted, page: doc}}, nil
 		}
 		t, ok := sh.cursorOf(doc.Data[0], lo)
 		if !ok {

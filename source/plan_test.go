@@ -18,7 +18,9 @@ import (
 // fakePlanSource answers planning's two questions from tables, and remembers the probes it was asked.
 type fakePlanSource struct {
 	// first is the cursor of the earliest record of each endpoint path; absent means the stream is empty.
-	first   map[string]time.Time
+	first map[string]time.Time
+	// whole names the endpoint paths whose probe page holds all their data (no links.next).
+	whole   map[string]bool
 	parents map[string][]string
 	probes  []string
 }
@@ -34,7 +36,11 @@ func (f *fakePlanSource) probe(_ context.Context, reqs requestBuilder, req klavi
 	if reqs.s.Cursor.FilterField != "" {
 		attrs = fmt.Sprintf(`{"subscriptions":{"email":{"marketing":{"suppression":[{"reason":"r","timestamp":%q}],"list_suppressions":[{"list_id":"L","reason":"r","timestamp":%q}]}}}}`, ts, ts)
 	}
-	return &klaviyo.Document{Data: []klaviyo.Resource{{Type: reqs.s.ResourceType, ID: "first", Attributes: json.RawMessage(attrs)}}}, nil
+	doc := &klaviyo.Document{Data: []klaviyo.Resource{{Type: reqs.s.ResourceType, ID: "first", Attributes: json.RawMessage(attrs)}}}
+	if !f.whole[req.Path] {
+		doc.Next = "https://a.klaviyo.com" + req.Path + "?page[cursor]=next"
+	}
+	return doc, nil
 }
 
 func (f *fakePlanSource) parentIDs(_ context.Context, stream string) ([]string, error) {
@@ -66,6 +72,9 @@ func describePlan(sp *streamPlan) []string {
 	for _, t := range sp.tasks {
 		for _, rd := range t.reads {
 			line := describeRequest(rd.req)
+			if rd.window != nil && rd.window.page != nil {
+				line = fmt.Sprintf("probe page: [%s, %s)", rd.window.lo.Format(time.RFC3339), rd.window.hi.Format(time.RFC3339))
+			}
 			if rd.object {
 				line = "object " + line
 			}
@@ -86,6 +95,7 @@ func TestPlanStreamStateToRequests(t *testing.T) {
 		fields  []string
 		state   string
 		first   map[string]time.Time
+		whole   map[string]bool
 		parents map[string][]string
 		mode    planMode
 		probes  []string
@@ -95,7 +105,7 @@ func TestPlanStreamStateToRequests(t *testing.T) {
 		{
 			name: "events from the beginning: a probe, then windows an hour or more long", stream: "events",
 			first: map[string]time.Time{"/api/events": at("2026-01-09T21:00:00Z")}, mode: readWindows,
-			probes: []string{"[/api/events 350/s 3500/min] /api/events?fields[metric]=name&filter=less-than(datetime,2026-01-10T00:00:00Z)&include=metric&page[size]=1&sort=datetime"},
+			probes: []string{"[/api/events 350/s 3500/min] /api/events?fields[metric]=name&filter=less-than(datetime,2026-01-10T00:00:00Z)&include=metric&page[size]=100&sort=datetime"},
 			reads: []string{
 				"[/api/events 350/s 3500/min] /api/events?fields[metric]=name&filter=less-than(datetime,2026-01-09T22:00:00Z)&include=metric&page[size]=1000&sort=datetime",
 				"[/api/events 350/s 3500/min] /api/events?fields[metric]=name&filter=greater-or-equal(datetime,2026-01-09T22:00:00Z),less-than(datetime,2026-01-09T23:00:00Z)&include=metric&page[size]=1000&sort=datetime",
@@ -138,8 +148,8 @@ func TestPlanStreamStateToRequests(t *testing.T) {
 			name: "event_metric_ids: one query per metric", stream: "events", config: `,"event_metric_ids":["M1","M\"2"]`,
 			mode: readWindows,
 			probes: []string{
-				`[/api/events 350/s 3500/min] /api/events?fields[metric]=name&filter=equals(metric_id,"M1"),less-than(datetime,2026-01-10T00:00:00Z)&include=metric&page[size]=1&sort=datetime`,
-				`[/api/events 350/s 3500/min] /api/events?fields[metric]=name&filter=equals(metric_id,"M\"2"),less-than(datetime,2026-01-10T00:00:00Z)&include=metric&page[size]=1&sort=datetime`,
+				`[/api/events 350/s 3500/min] /api/events?fields[metric]=name&filter=equals(metric_id,"M1"),less-than(datetime,2026-01-10T00:00:00Z)&include=metric&page[size]=100&sort=datetime`,
+				`[/api/events 350/s 3500/min] /api/events?fields[metric]=name&filter=equals(metric_id,"M\"2"),less-than(datetime,2026-01-10T00:00:00Z)&include=metric&page[size]=100&sort=datetime`,
 			},
 		},
 		{
@@ -149,7 +159,7 @@ func TestPlanStreamStateToRequests(t *testing.T) {
 		{
 			name: "full refresh: windows through the filter from the epoch, the last open above", stream: "global_exclusions", full: true,
 			first: map[string]time.Time{"/api/profiles": at("2026-01-09T22:00:00Z")}, mode: readWindows,
-			probes: []string{"[/api/profiles 75/s 750/min] /api/profiles?additional-fields[profile]=subscriptions&filter=greater-or-equal(subscriptions.email.marketing.suppression.timestamp,1970-01-01T00:00:00Z)&page[size]=1&sort=subscriptions.email.marketing.suppression.timestamp"},
+			probes: []string{"[/api/profiles 75/s 750/min] /api/profiles?additional-fields[profile]=subscriptions&filter=greater-or-equal(subscriptions.email.marketing.suppression.timestamp,1970-01-01T00:00:00Z)&page[size]=100&sort=subscriptions.email.marketing.suppression.timestamp"},
 			reads: []string{
 				"[/api/profiles 75/s 750/min] /api/profiles?additional-fields[profile]=subscriptions&filter=greater-or-equal(subscriptions.email.marketing.suppression.timestamp,1970-01-01T00:00:00Z),less-than(subscriptions.email.marketing.suppression.timestamp,2026-01-09T23:00:00Z)&page[size]=100&sort=subscriptions.email.marketing.suppression.timestamp",
 				"[/api/profiles 75/s 750/min] /api/profiles?additional-fields[profile]=subscriptions&filter=greater-or-equal(subscriptions.email.marketing.suppression.timestamp,2026-01-09T23:00:00Z)&page[size]=100&sort=subscriptions.email.marketing.suppression.timestamp",
@@ -218,6 +228,14 @@ func TestPlanStreamStateToRequests(t *testing.T) {
 			name: "a broken version is refused", stream: "events", state: `{"state_version":"one"}`,
 			err: `state_version of stream "events" must be a whole number from 1`,
 		},
+		{
+			name: "a span whose probe page holds everything: one window, read by the probe", stream: "events",
+			state: `{"datetime":"2026-01-07T00:00:00Z"}`,
+			first: map[string]time.Time{"/api/events": at("2026-01-08T10:00:00Z")}, whole: map[string]bool{"/api/events": true},
+			mode:   readWindows,
+			probes: []string{"[/api/events 350/s 3500/min] /api/events?fields[metric]=name&filter=greater-or-equal(datetime,2026-01-07T00:00:00Z),less-than(datetime,2026-01-10T00:00:00Z)&include=metric&page[size]=100&sort=datetime"},
+			reads:  []string{"probe page: [2026-01-07T00:00:00Z, 2026-01-10T00:00:00Z)"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := ParseConfig("config.json", []byte(`{"api_key":"pk_x"`+tc.config+`}`))
@@ -227,7 +245,7 @@ func TestPlanStreamStateToRequests(t *testing.T) {
 			sel := catalog.Selection{Stream: s, Incremental: !tc.full && s.Cursor != nil, Fields: tc.fields}
 			sh, err := newShaper(sel)
 			require.NoError(t, err)
-			src := &fakePlanSource{first: tc.first, parents: tc.parents}
+			src := &fakePlanSource{first: tc.first, whole: tc.whole, parents: tc.parents}
 			sp, err := planner{cfg: cfg, syncStart: syncStart, src: src}.plan(context.Background(), sel, sh, json.RawMessage(tc.state))
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)

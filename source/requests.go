@@ -123,12 +123,20 @@ func (b requestBuilder) build(parentID, variant string, w *window) klaviyo.Reque
 		Path: strings.ReplaceAll(s.Path, "{id}", url.PathEscape(parentID)), Query: q}
 }
 
-// probe is the request that finds where a window's data starts: its first record in cursor order.
+// probe is the request that finds where a window's data starts: its first records in cursor order, a page of at
+// most probePage. A page rather than one record, because when the whole span fits in it (a stream with a few
+// campaigns, an incremental read of a quiet day) the probe is the read.
 func (b requestBuilder) probe(variant string, w *window) klaviyo.Request {
 	req := b.build("", variant, w)
-	req.Query.Set("page[size]", "1")
+	if b.s.PageSize > 0 {
+		req.Query.Set("page[size]", strconv.Itoa(min(b.s.PageSize, probePage)))
+	}
 	return req
 }
+
+// probePage bounds the probe's page: the page sizes of most endpoints, a tenth of an events page (whose probe is
+// discarded when the data goes on, so it should not cost a whole megabyte).
+const probePage = 100
 
 // withoutFallible answers Klaviyo's habit of failing some optional fields (predictive analytics) with 5xx after
 // every retry: it returns the same request, at the same page, without those fields, so the records still arrive

@@ -169,7 +169,7 @@ func (t *tracker) split(running []*window, pageSize int, horizon time.Time) *win
 // expectedRest is how many records a running window is expected still to return: its density times the cursor span
 // left above the last resource it admitted. Zero when it cannot split: unsorted, or no page read yet.
 func (w *window) expectedRest(horizon time.Time) float64 {
-	if !w.sorted || w.done || w.admitted == 0 {
+	if !w.sorted || w.done || w.final || w.page != nil || w.admitted == 0 {
 		return 0
 	}
 	hi := w.hi
@@ -194,8 +194,9 @@ func (w *window) currentDensity() float64 {
 	return max(w.density, w.pageDensity)
 }
 
-// pageRead notes that a read of w has written a page: the density of that page becomes w's latest.
-func (t *tracker) pageRead(w *window) {
+// pageRead notes that a read of w has written a page: the density of that page becomes w's latest. After the
+// read's last page the window has nothing left to split.
+func (t *tracker) pageRead(w *window, last bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if w.markN > 0 {
@@ -204,4 +205,5 @@ func (t *tracker) pageRead(w *window) {
 		}
 	}
 	w.markN, w.markAt = w.admitted, w.last
+	w.final = w.final || last
 }

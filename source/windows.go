@@ -5,6 +5,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/source-klaviyo/source-klaviyo/source/klaviyo"
 )
 
 // window is one slice of a stream's cursor axis, [lo, hi), read by one query. A zero lo means "from the
@@ -37,6 +39,11 @@ type window struct {
 	pageDensity float64
 	markN       int
 	markAt      time.Time
+	// final is set once the read has had its last page: nothing is left to split.
+	final bool
+	// page, set by planning, is the window's whole content, read by the probe (plan.go); the read writes it
+	// instead of asking again.
+	page *klaviyo.Document
 }
 
 // seenID is a record of a window, by id and cursor.
