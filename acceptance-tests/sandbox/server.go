@@ -181,6 +181,16 @@ func (s *Server) Advance(d time.Duration) {
 	s.world.Store(s.world.Load().advance(d))
 }
 
+// AdvanceQuiet moves the clock by d (whole seconds) with nothing created, updated or removed in the interval, as
+// in an account where nothing happened: what an incremental sync of an unchanged account costs (issue 12) can only
+// be counted on an account that stays unchanged while the clock moves. Late events and removals, when configured,
+// stay as they were too; a later Advance creates records from the new clock on.
+func (s *Server) AdvanceQuiet(d time.Duration) {
+	s.advMu.Lock()
+	defer s.advMu.Unlock()
+	s.world.Store(s.world.Load().idle(d))
+}
+
 // Resources returns every resource object the API would return for a GET of path with q, all
 // pages joined, skipping auth, rate limits and faults. Included resources are not part of it.
 func (s *Server) Resources(path string, q url.Values) ([]json.RawMessage, error) {
