@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"testing"
 	"time"
 
@@ -101,4 +102,56 @@ func TestAdminAdvanceQuiet(t *testing.T) {
 	status, _ = post("by=1h&quiet=false")
 	require.Equal(t, 200, status)
 	assert.Greater(t, countF(t, s, "/api/events", ""), events, "quiet=false is the usual advance")
+}
+
+func TestRequestsSinceListsTheRequestsOfOneSync(t *testing.T) {
+	s := startSmall(t, nil)
+	require.Equal(t, 200, get(t, s, "/api/lists?page[size]=2").status)
+	before := s.Stats().Requests
+	require.Equal(t, 200, get(t, s, "/api/events?filter=greater-than(datetime,2025-10-01T00:00:00Z)").status)
+	require.Equal(t, 404, get(t, s, "/api/lists/nope/profiles").status)
+
+	got := s.RequestsSince(int64(before))
+	require.Len(t, got, 2)
+	assert.Equal(t, Request{Seq: int64(before) + 1, Method: "GET", Path: "/api/events",
+		URI: "/api/events?filter=greater-than(datetime,2025-10-01T00:00:00Z)", Status: 200}, got[0])
+	assert.Equal(t, "/api/lists/{id}/profiles", got[1].Path)
+	assert.Equal(t, 404, got[1].Status)
+	assert.Len(t, s.RequestsSince(0), 3, "every request from the start")
+
+	resp, err := http.Get(s.URL() + "/_sandbox/requests?since=" + strconv.Itoa(before))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var lines []Request
+	dec := json.NewDecoder(resp.Body)
+	for dec.More() {
+		var r Request
+		require.NoError(t, dec.Decode(&r))
+		lines = append(lines, r)
+	}
+	assert.Equal(t, got, lines, "the admin endpoint serves the same requests as NDJSON")
+	resp, err = http.Get(s.URL() + "/_sandbox/requests?since=-1")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 400, resp.StatusCode)
+}
+
+// The log keeps the last recentRequests: older ones are dropped, not the newest, and numbering goes on.
+func TestRequestLogKeepsTheLastRequests(t *testing.T) {
+	st := newStats()
+	n := recentRequests + 250
+	for i := 1; i <= n; i++ {
+		st.record("/api/events", 200, "GET", "/api/events?i="+strconv.Itoa(i))
+	}
+	s := &Server{stats: st}
+	all := s.RequestsSince(0)
+	require.Len(t, all, recentRequests)
+	assert.Equal(t, int64(251), all[0].Seq)
+	assert.Equal(t, "/api/events?i=251", all[0].URI)
+	assert.Equal(t, int64(n), all[len(all)-1].Seq)
+	assert.Equal(t, "/api/events?i="+strconv.Itoa(n), all[len(all)-1].URI)
+	last := s.RequestsSince(int64(n - 3))
+	require.Len(t, last, 3)
+	assert.Equal(t, int64(n-2), last[0].Seq)
+	assert.Empty(t, s.RequestsSince(int64(n)))
 }
