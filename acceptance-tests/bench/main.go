@@ -65,6 +65,9 @@ type options struct {
 	pairMinutes  float64
 	pairProfiles int
 	pairReports  bool
+	// quietClock is where the quiet scenarios' sandbox clock starts: "current" (an hour behind the wall clock) or
+	// "sandbox" (its default, 30 days behind).
+	quietClock string
 }
 
 func main() {
@@ -100,6 +103,7 @@ func run() error {
 	flag.Float64Var(&o.pairMinutes, "pair-minutes", 3, "catalog-vs-events: minutes of the events budget its events fill")
 	flag.IntVar(&o.pairProfiles, "pair-profiles", 2_000, "catalog-vs-events: profiles in the account (a few pages: events dominate)")
 	flag.BoolVar(&o.pairReports, "pair-reports", false, "catalog-vs-events: keep the report streams in the whole catalog (see reportStreams in pair.go)")
+	flag.StringVar(&o.quietClock, "quiet-clock", "current", "quiet scenarios: current (the sandbox clock starts an hour behind the wall clock) or sandbox (its default, 30 days behind: every stream a month idle)")
 	env := flag.String("connector-env", "", "comma-separated KEY=VALUE added to the connector's environment, e.g. GODEBUG=gctrace=1 (its stderr is kept in connector-read.stderr in the scenario's directory: use -keep)")
 	skip := flag.String("skip-streams", "reviews", "streams the whole-catalog scenario leaves out, comma-separated (reviews: the sandbox serves invalid UTF-8 in some review authors)")
 	flag.Parse()
@@ -119,6 +123,9 @@ func run() error {
 	}
 	if o.tlsMode != "h2" && o.tlsMode != "http1" && o.tlsMode != "off" {
 		return fmt.Errorf("-tls %q: want h2, http1 or off", o.tlsMode)
+	}
+	if o.quietClock != "current" && o.quietClock != "sandbox" {
+		return fmt.Errorf("-quiet-clock %q: want current or sandbox", o.quietClock)
 	}
 	if o.factor <= 0 || o.factor > 1000 {
 		return fmt.Errorf("-factor %g: want a factor in (0, 1000]", o.factor)
