@@ -222,8 +222,8 @@ func writeRequests(path string, reqs []sandboxRequest) error {
 	return nil
 }
 
-// requestRole says what a request of an incremental sync is for, from its query alone: a probe (page[size]=1,
-// where a windowed stream's data starts), a next page (page[cursor]), a read bounded by the cursor (a window, or a
+// requestRole says what a request of an incremental sync is for, from its query alone: a probe (page[size]=1 sorted
+// by the cursor, where a windowed stream's data starts), a next page (page[cursor]), a read bounded by the cursor (a window, or a
 // parent's read from its own cursor), or anything else (parent listings, full-refresh reads, single resources,
 // report POSTs).
 func requestRole(uri string) string {
@@ -234,7 +234,8 @@ func requestRole(uri string) string {
 	q := u.Query()
 	f := q.Get("filter")
 	switch {
-	case q.Get("page[size]") == "1":
+	case q.Get("page[size]") == "1" && q.Get("sort") != "":
+		// tracking_settings' pages hold one record, unsorted; a probe is always sorted by the cursor.
 		return "probe"
 	case q.Get("page[cursor]") != "":
 		return "next page"

@@ -79,7 +79,7 @@ func TestRequestRole(t *testing.T) {
 	for uri, want := range cases {
 		assert.Equal(t, want, requestRole(uri), uri)
 	}
-	roles := rolesByPath([]sandboxRequest{{Path: "/api/events", URI: "/api/events?page[size]=1"}, {Path: "/api/events", URI: "/api/events"},
+	roles := rolesByPath([]sandboxRequest{{Path: "/api/events", URI: "/api/events?page[size]=1&sort=datetime"}, {Path: "/api/events", URI: "/api/events"},
 		{Path: "/api/lists", URI: "/api/lists"}})
 	assert.Equal(t, map[string]map[string]int{"/api/events": {"probe": 1, "other": 1}, "/api/lists": {"other": 1}}, roles)
 }
