@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: build demo test lint setup setup-interop setup-image unit race interop bench bench-quick bench-small bench-hot soak fuzz
+.PHONY: build demo test lint setup setup-interop setup-image unit race interop bench bench-quick bench-small bench-quiet bench-hot soak fuzz
 
 build:
 	mkdir -p bin
@@ -69,3 +69,8 @@ bench-quick:
 # Small syncs at Klaviyo's published limits against what the limits and latency allow (issue 12), seconds.
 bench-small:
 	$(GO) run ./acceptance-tests/bench -only small
+
+# Issue 12's two-sync studies: an hourly sync of an unchanged account (quiet-demo, quiet-lists; each first sync waits
+# on the Reporting API's 2 requests a minute, about 12 minutes) and a whole catalog against events alone.
+bench-quiet:
+	$(GO) run ./acceptance-tests/bench -only quiet,pair

@@ -14,6 +14,8 @@
 //	go run ./acceptance-tests/bench -only rate-events,rate-profiles
 //	go run ./acceptance-tests/bench -only small          # small syncs at Klaviyo's published limits (seconds)
 //	go run ./acceptance-tests/bench -only rate-core-tls -keep -connector-env GODEBUG=gctrace=1
+//	go run ./acceptance-tests/bench -only quiet-demo,quiet-lists   # an hourly sync of an unchanged account (quiet.go)
+//	go run ./acceptance-tests/bench -only catalog-vs-events        # whole catalog against events alone (pair.go)
 package main
 
 import (
@@ -59,6 +61,13 @@ type options struct {
 	// environment (GODEBUG=gctrace=1, GOMEMLIMIT=...), whose stderr is then kept in the scenario's directory.
 	tlsMode      string
 	connectorEnv []string
+	// pairMinutes sizes catalog-vs-events' events in minutes of the events budget; pairProfiles is its profiles.
+	pairMinutes  float64
+	pairProfiles int
+	pairReports  bool
+	// quietClock is where the quiet scenarios' sandbox clock starts: "current" (an hour behind the wall clock) or
+	// "sandbox" (its default, 30 days behind).
+	quietClock string
 }
 
 func main() {
@@ -70,8 +79,8 @@ func main() {
 
 func run() error {
 	var o options
-	flag.StringVar(&o.scenario, "scenario", "all", "which scenarios: rate, small, cpu or all")
-	flag.StringVar(&o.only, "only", "", "comma-separated scenario names ("+scenarioNames+") or kinds (rate, small, cpu) to run; overrides -scenario")
+	flag.StringVar(&o.scenario, "scenario", "all", "which scenarios: rate, small, cpu, quiet, pair or all (all: rate, small and cpu; the two-sync studies quiet and pair run only by name)")
+	flag.StringVar(&o.only, "only", "", "comma-separated scenario names ("+scenarioNames+") or kinds (rate, small, cpu, quiet, pair) to run; overrides -scenario")
 	flag.Float64Var(&o.factor, "factor", 0.1, "rate-bound scenarios: the sandbox's --rate-limits factor, and the connector's rate_limit_scale")
 	flag.Float64Var(&o.rateMinutes, "rate-minutes", 2, "rate-bound scenarios: how long each should take at the steady ceiling; sizes are derived from it")
 	flag.IntVar(&o.rateEvents, "rate-events", 0, "rate-bound scenarios: events in the account (0: -rate-minutes of the events budget)")
@@ -91,6 +100,10 @@ func run() error {
 	flag.IntVar(&o.coreProfiles, "core-profiles", 50_000, "rate-core-tls scenario: profiles in the account")
 	flag.IntVar(&o.coreEvents, "core-events", 300_000, "rate-core-tls scenario: events in the account")
 	flag.StringVar(&o.tlsMode, "tls", "h2", "TLS scenarios: h2 (HTTPS offering HTTP/2, which Go's client takes), http1 (HTTPS, HTTP/1.1 only) or off (plain HTTP, to compare)")
+	flag.Float64Var(&o.pairMinutes, "pair-minutes", 3, "catalog-vs-events: minutes of the events budget its events fill")
+	flag.IntVar(&o.pairProfiles, "pair-profiles", 2_000, "catalog-vs-events: profiles in the account (a few pages: events dominate)")
+	flag.BoolVar(&o.pairReports, "pair-reports", false, "catalog-vs-events: keep the report streams in the whole catalog (see reportStreams in pair.go)")
+	flag.StringVar(&o.quietClock, "quiet-clock", "current", "quiet scenarios: current (the sandbox clock starts an hour behind the wall clock) or sandbox (its default, 30 days behind: every stream a month idle)")
 	env := flag.String("connector-env", "", "comma-separated KEY=VALUE added to the connector's environment, e.g. GODEBUG=gctrace=1 (its stderr is kept in connector-read.stderr in the scenario's directory: use -keep)")
 	skip := flag.String("skip-streams", "reviews", "streams the whole-catalog scenario leaves out, comma-separated (reviews: the sandbox serves invalid UTF-8 in some review authors)")
 	flag.Parse()
@@ -111,6 +124,9 @@ func run() error {
 	if o.tlsMode != "h2" && o.tlsMode != "http1" && o.tlsMode != "off" {
 		return fmt.Errorf("-tls %q: want h2, http1 or off", o.tlsMode)
 	}
+	if o.quietClock != "current" && o.quietClock != "sandbox" {
+		return fmt.Errorf("-quiet-clock %q: want current or sandbox", o.quietClock)
+	}
 	if o.factor <= 0 || o.factor > 1000 {
 		return fmt.Errorf("-factor %g: want a factor in (0, 1000]", o.factor)
 	}
@@ -126,6 +142,7 @@ func run() error {
 		o.rateProfs /= 20
 		o.coreProfiles /= 20
 		o.coreEvents /= 20
+		o.pairMinutes /= 20
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -151,12 +168,28 @@ func run() error {
 	m := describeMachine()
 	fmt.Fprintf(os.Stderr, "bench: %s\n", m.oneLine())
 
-	var results []result
+	var results, studied []result
+	var sections []string
 	for _, sc := range scs {
 		fmt.Fprintf(os.Stderr, "bench: %s: %s\n", sc.name, sc.about)
 		dir := filepath.Join(work, sc.name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("creating %s: %w", dir, err)
+		}
+		if sc.study != nil {
+			// A scenario of several syncs reports in a section of its own.
+			section, rs, err := sc.study(ctx, bins, sc, o, dir)
+			if err != nil {
+				return fmt.Errorf("scenario %s: %w", sc.name, err)
+			}
+			for _, r := range rs {
+				fmt.Fprintf(os.Stderr, "bench: %s: %s: %d records in %.1f s, %d requests\n", sc.name, r.sc.name, r.records, r.wall.Seconds(), r.stats.Requests)
+			}
+			sections, studied = append(sections, section), append(studied, rs...)
+			if ctx.Err() != nil {
+				break
+			}
+			continue
 		}
 		r, err := runScenario(ctx, bins, sc, o, dir)
 		if err != nil {
@@ -169,8 +202,15 @@ func run() error {
 			break
 		}
 	}
-	fmt.Print(report(m, o, results))
-	for _, r := range results {
+	if len(results) > 0 {
+		fmt.Print(report(m, o, results))
+	} else {
+		fmt.Printf("## source-klaviyo benchmark, %s\n\nMachine: %s. Load average at the start: %s.\n\nCommand: `%s`\n", m.date, m.oneLine(), m.load, m.command)
+	}
+	for _, s := range sections {
+		fmt.Print(s)
+	}
+	for _, r := range append(results, studied...) {
 		if r.failed() {
 			return fmt.Errorf("scenario %s: the connector did not finish cleanly (exit %d, %d error traces)", r.sc.name, r.exit, len(r.errors))
 		}
@@ -179,12 +219,13 @@ func run() error {
 }
 
 // scenarioNames lists the scenarios, for -only.
-const scenarioNames = "rate-events, rate-skewed, rate-profiles, rate-both, rate-both-inflight, rate-catalog, rate-core-tls, small-profiles, small-events, cpu, cpu-maps"
+const scenarioNames = "rate-events, rate-skewed, rate-profiles, rate-both, rate-both-inflight, rate-catalog, rate-core-tls, small-profiles, small-events, cpu, cpu-maps, quiet-demo, quiet-lists, catalog-vs-events"
 
 // plan builds the scenarios the flags ask for.
 func plan(o options) ([]scenario, error) {
 	all := []scenario{rateEvents(o), rateSkewed(o), rateProfiles(o), rateBoth(o, false), rateBoth(o, true), rateCatalog(o),
-		rateCoreTLS(o), small(o, "profiles", o.smallProfs), small(o, "events", o.smallEvents), cpuBound(o), cpuMaps(o)}
+		rateCoreTLS(o), small(o, "profiles", o.smallProfs), small(o, "events", o.smallEvents), cpuBound(o), cpuMaps(o),
+		quietDemo(o), quietLists(o), catalogVsEvents(o)}
 	var out []scenario
 	if o.only != "" {
 		want := map[string]bool{}
@@ -202,19 +243,23 @@ func plan(o options) ([]scenario, error) {
 			delete(want, n)
 		}
 		if len(want) > 0 {
-			return nil, fmt.Errorf("-only names unknown scenarios %v: use %s, or a kind: rate, small, cpu", keys(want), scenarioNames)
+			return nil, fmt.Errorf("-only names unknown scenarios %v: use %s, or a kind: rate, small, cpu, quiet, pair", keys(want), scenarioNames)
 		}
 		return out, nil
 	}
 	for _, sc := range all {
 		switch o.scenario {
 		case "all":
-		case "rate", "small", "cpu":
+			// The studies sync twice and take minutes each; make bench's length stays what the README says.
+			if sc.study != nil {
+				continue
+			}
+		case "rate", "small", "cpu", "quiet", "pair":
 			if sc.kind != o.scenario {
 				continue
 			}
 		default:
-			return nil, fmt.Errorf("-scenario %q: use rate, small, cpu or all", o.scenario)
+			return nil, fmt.Errorf("-scenario %q: use rate, small, cpu, quiet, pair or all", o.scenario)
 		}
 		out = append(out, sc)
 	}

@@ -53,6 +53,9 @@ type result struct {
 	loadAfter  string
 	// samples are the sandbox's answered requests per endpoint every few seconds of a rate-bound sync.
 	samples []sample
+	// states is the last STATE message of each stream, as it goes into a --state file (quiet.go syncs again from
+	// it); one per stream, so it stays small however long the sync.
+	states map[string]json.RawMessage
 }
 
 // sample is how many requests the sandbox had answered (429s excluded) per endpoint at one moment of the sync.
@@ -216,6 +219,30 @@ func (r result) floor() (time.Duration, string) {
 
 // runScenario starts the sandbox, builds the configured catalog, runs the sync and collects the figures.
 func runScenario(ctx context.Context, b bins, sc scenario, o options, dir string) (result, error) {
+	a, err := startAccount(ctx, b, sc, o, dir)
+	if err != nil {
+		return result{}, err
+	}
+	defer a.sb.stop()
+	r, err := a.measure(ctx, sc)
+	if err != nil {
+		return result{}, err
+	}
+	r.sandboxCPU = a.sb.stop()
+	return r, nil
+}
+
+// account is a running sandbox with the connector's config and configured catalog written for one scenario, so
+// a scenario of several syncs (quiet.go) runs them against the same account.
+type account struct {
+	sb               *sandboxProc
+	conn             connector
+	cfgPath, catPath string
+}
+
+// startAccount starts the sandbox of sc and writes the connector's config and configured catalog in dir. The
+// caller stops the sandbox.
+func startAccount(ctx context.Context, b bins, sc scenario, o options, dir string) (account, error) {
 	args := append([]string{"--api-key", benchKey, "--seed", fmt.Sprint(o.seed)}, sc.sandboxArgs...)
 	env := append(os.Environ(), o.connectorEnv...)
 	certFile := ""
@@ -228,9 +255,8 @@ func runScenario(ctx context.Context, b bins, sc scenario, o options, dir string
 	}
 	sb, err := startSandbox(ctx, b.sandbox, args, dir, certFile)
 	if err != nil {
-		return result{}, err
+		return account{}, err
 	}
-	defer sb.stop()
 	conn := connector{bin: b.connector, env: env}
 	if len(o.connectorEnv) > 0 {
 		conn.stderrDir = dir
@@ -248,30 +274,36 @@ func runScenario(ctx context.Context, b bins, sc scenario, o options, dir string
 	for k, v := range sc.config {
 		cfg[k] = v
 	}
-	cfgPath := filepath.Join(dir, "config.json")
-	if err := writeJSON(cfgPath, cfg); err != nil {
-		return result{}, err
+	a := account{sb: sb, conn: conn, cfgPath: filepath.Join(dir, "config.json"), catPath: filepath.Join(dir, "catalog.json")}
+	if err := writeJSON(a.cfgPath, cfg); err != nil {
+		sb.stop()
+		return account{}, err
 	}
-	catPath := filepath.Join(dir, "catalog.json")
-	if err := configuredCatalog(ctx, conn, cfgPath, catPath, sc.streams, sc.skip); err != nil {
-		return result{}, err
+	if err := configuredCatalog(ctx, conn, a.cfgPath, a.catPath, sc.streams, sc.skip); err != nil {
+		sb.stop()
+		return account{}, err
 	}
+	return a, nil
+}
+
+// measure runs one sync of the account (extra are read's further arguments, such as --state) and collects its
+// figures; the stats are the sandbox's totals so far, discover's requests and any earlier sync's included.
+func (a account) measure(ctx context.Context, sc scenario, extra ...string) (result, error) {
 	// discover may have used part of a budget; its requests count in the stats, never in the sync's time.
 	r := result{sc: sc, loadBefore: loadAvg()}
 	stopSampling := func() []sample { return nil }
 	if sc.factor > 0 {
-		stopSampling = sb.sample(ctx, 2*time.Second)
+		stopSampling = a.sb.sample(ctx, 2*time.Second)
 	}
-	err = runSync(ctx, conn, cfgPath, catPath, &r)
+	err := runSync(ctx, a.conn, a.cfgPath, a.catPath, &r, extra...)
 	r.samples = stopSampling()
 	if err != nil {
 		return result{}, err
 	}
 	r.loadAfter = loadAvg()
-	if err := sb.statsInto(ctx, &r.stats); err != nil {
+	if err := a.sb.statsInto(ctx, &r.stats); err != nil {
 		return result{}, err
 	}
-	r.sandboxCPU = sb.stop()
 	return r, nil
 }
 
@@ -305,8 +337,8 @@ func (c connector) command(ctx context.Context, args ...string) (*exec.Cmd, *tai
 
 // runSync runs `read` and scans its stdout line by line: records are counted, never kept, so the benchmark's own memory
 // stays flat and the pipe never holds the connector back.
-func runSync(ctx context.Context, c connector, cfgPath, catPath string, r *result) error {
-	cmd, stderr, closeStderr, err := c.command(ctx, "read", "--config", cfgPath, "--catalog", catPath)
+func runSync(ctx context.Context, c connector, cfgPath, catPath string, r *result, extra ...string) error {
+	cmd, stderr, closeStderr, err := c.command(ctx, append([]string{"read", "--config", cfgPath, "--catalog", catPath}, extra...)...)
 	if err != nil {
 		return err
 	}
@@ -393,6 +425,8 @@ func scanOutput(out io.Reader, r *result, start time.Time) error {
 			if st := m.Trace.StreamStatus; st.Status == "COMPLETE" || st.Status == "INCOMPLETE" {
 				r.finished[st.Stream] = time.Since(start)
 			}
+		case m.State != nil && m.State.Type == "STREAM":
+			r.keepState(m.State.Stream, m.State.Raw)
 		case m.Trace != nil && m.Trace.Error != nil:
 			r.errors = append(r.errors, clip(string(line), 400))
 		case m.Log != nil && m.Log.Level == "WARN":

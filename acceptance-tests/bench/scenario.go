@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strconv"
@@ -40,6 +41,9 @@ type scenario struct {
 	// of the run; rssGoal reports peak RSS against the 64 MiB goal.
 	midRunGoal float64
 	rssGoal    bool
+	// study, when set, runs the scenario instead of a single sync (quiet.go, pair.go: two syncs each) and returns
+	// its report section and every sync's result.
+	study func(ctx context.Context, b bins, sc scenario, o options, dir string) (string, []result, error)
 }
 
 // pageAndBudget returns a stream's page size and steady requests per minute from the stream table, so the

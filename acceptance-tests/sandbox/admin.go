@@ -5,14 +5,16 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	json "github.com/goccy/go-json"
 )
 
-// serveAdmin is the sandbox's own surface: clock, advance, count, resources, stats, and what the
-// opt-in late events and removals did (for tests driving the klaviyo-sandbox binary).
+// serveAdmin is the sandbox's own surface: clock, advance (quiet=true: with nothing new in the interval), count,
+// resources, stats, the last requests whole, and what the opt-in late events and removals did (for tests driving
+// the klaviyo-sandbox binary).
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	writeJSON := func(status int, v any) {
 		w.Header().Set("Content-Type", "application/json")
@@ -34,7 +36,18 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			fail(400, fmt.Errorf("by=%q is not a positive duration", q.Get("by")))
 			return
 		}
-		s.Advance(d)
+		quiet := false
+		if v := q.Get("quiet"); v != "" {
+			if quiet, err = strconv.ParseBool(v); err != nil {
+				fail(400, fmt.Errorf("quiet=%q is not a boolean", v))
+				return
+			}
+		}
+		if quiet {
+			s.AdvanceQuiet(d)
+		} else {
+			s.Advance(d)
+		}
 		writeJSON(200, map[string]string{"now": s.Now().Format(time.RFC3339)})
 	case "/_sandbox/count":
 		path := q.Get("path")
@@ -60,6 +73,20 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 	case "/_sandbox/stats":
 		writeJSON(200, s.Stats())
+	case "/_sandbox/requests":
+		since, err := strconv.ParseInt(q.Get("since"), 10, 64)
+		if q.Get("since") == "" {
+			since, err = 0, nil
+		}
+		if err != nil || since < 0 {
+			fail(400, fmt.Errorf("since=%q is not a request number", q.Get("since")))
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		enc := json.NewEncoder(w)
+		for _, req := range s.RequestsSince(since) {
+			_ = enc.Encode(req)
+		}
 	case "/_sandbox/late-events":
 		writeJSON(200, s.LateEvents())
 	case "/_sandbox/removed-members":
@@ -75,8 +102,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(200, s.RemovedMembers())
 	default:
-		keys := []string{"/_sandbox/clock", "/_sandbox/advance?by=24h", "/_sandbox/count?path=", "/_sandbox/resources?path=", "/_sandbox/stats",
-			"/_sandbox/late-events", "/_sandbox/removed-members", "/_sandbox/remove-member?group=&profile="}
+		keys := []string{"/_sandbox/clock", "/_sandbox/advance?by=24h", "/_sandbox/advance?by=1h&quiet=true", "/_sandbox/count?path=", "/_sandbox/resources?path=", "/_sandbox/stats",
+			"/_sandbox/requests?since=", "/_sandbox/late-events", "/_sandbox/removed-members", "/_sandbox/remove-member?group=&profile="}
 		sort.Strings(keys)
 		writeJSON(404, map[string]any{"error": "unknown admin endpoint", "endpoints": keys})
 	}

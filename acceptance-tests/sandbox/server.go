@@ -181,6 +181,16 @@ func (s *Server) Advance(d time.Duration) {
 	s.world.Store(s.world.Load().advance(d))
 }
 
+// AdvanceQuiet moves the clock by d (whole seconds) with nothing created, updated or removed in the interval, as
+// in an account where nothing happened: what an incremental sync of an unchanged account costs (issue 12) can only
+// be counted on an account that stays unchanged while the clock moves. Late events and removals, when configured,
+// stay as they were too; a later Advance creates records from the new clock on.
+func (s *Server) AdvanceQuiet(d time.Duration) {
+	s.advMu.Lock()
+	defer s.advMu.Unlock()
+	s.world.Store(s.world.Load().idle(d))
+}
+
 // Resources returns every resource object the API would return for a GET of path with q, all
 // pages joined, skipping auth, rate limits and faults. Included resources are not part of it.
 func (s *Server) Resources(path string, q url.Values) ([]json.RawMessage, error) {
@@ -290,7 +300,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if rep, ok := s.reports[reportPath(r.URL.Path)]; ok {
-		s.stats.record(rep.Path, s.handleReport(w, r, rep))
+		s.stats.record(rep.Path, s.handleReport(w, r, rep), r.Method, r.URL.RequestURI())
 		return
 	}
 	ep, ids, ok := s.spec.match(r.URL.Path)
@@ -299,7 +309,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		label = ep.Path
 	}
 	status := s.handleAPI(w, r, ep, ids, ok)
-	s.stats.record(label, status)
+	s.stats.record(label, status, r.Method, r.URL.RequestURI())
 }
 
 // handleAPI answers one API request and returns the status it sent (0 for a dropped connection).

@@ -5,16 +5,26 @@ import (
 	"sync/atomic"
 )
 
-// stats counts requests per endpoint template and status for benchmarks and fault tests.
+// stats counts requests per endpoint template and status for benchmarks and fault tests, and keeps the last
+// recentRequests of them whole, so a benchmark can say why each request of a short sync was made.
 type stats struct {
 	mu        sync.Mutex
 	byPath    map[string]map[int]int
 	throttled atomic.Int64
+	// seq is how many requests were recorded; recent[i%len] holds request number i+1 among the last ones.
+	seq    int64
+	recent []Request
 }
 
-func newStats() *stats { return &stats{byPath: map[string]map[int]int{}} }
+// recentRequests bounds the requests kept whole: a quiet hourly sync makes hundreds to a few thousand, and
+// 20,000 of about 200 bytes stay a few MiB however long a benchmark runs.
+const recentRequests = 20_000
 
-func (st *stats) record(path string, status int) {
+func newStats() *stats {
+	return &stats{byPath: map[string]map[int]int{}, recent: make([]Request, 0, 1024)}
+}
+
+func (st *stats) record(path string, status int, method, uri string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	m := st.byPath[path]
@@ -23,6 +33,37 @@ func (st *stats) record(path string, status int) {
 		st.byPath[path] = m
 	}
 	m[status]++
+	st.seq++
+	req := Request{Seq: st.seq, Method: method, Path: path, URI: uri, Status: status}
+	if len(st.recent) < recentRequests {
+		st.recent = append(st.recent, req)
+		return
+	}
+	st.recent[(st.seq-1)%recentRequests] = req
+}
+
+// Request is one request the sandbox answered: its number since the start, method, endpoint template, the
+// request URI as sent (path and query) and the status given ("0" for a dropped connection).
+type Request struct {
+	Seq    int64  `json:"seq"`
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	URI    string `json:"uri"`
+	Status int    `json:"status"`
+}
+
+// RequestsSince returns the requests numbered after seq, oldest first, among the last 20,000 kept; a benchmark
+// passes the Requests of a Stats taken before a sync to get that sync's requests.
+func (s *Server) RequestsSince(seq int64) []Request {
+	st := s.stats
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	first := max(seq+1, st.seq-int64(len(st.recent))+1)
+	out := make([]Request, 0, max(st.seq-first+1, 0))
+	for n := first; n <= st.seq; n++ {
+		out = append(out, st.recent[(n-1)%recentRequests])
+	}
+	return out
 }
 
 // Stats is a snapshot of the requests served.

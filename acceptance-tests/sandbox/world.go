@@ -291,4 +291,16 @@ func (w *world) advance(d time.Duration) *world {
 	return &n
 }
 
+// idle returns the world d later with the same records: no epoch is added, so no population grows or is updated,
+// and the late events and removals, which are counted per epoch, stay as they were.
+func (w *world) idle(d time.Duration) *world {
+	sec := int64(d / time.Second)
+	if sec <= 0 {
+		return w
+	}
+	n := *w
+	n.now += sec
+	return &n
+}
+
 func (w *world) pop(kind string) *population { return w.pops[kind] }
