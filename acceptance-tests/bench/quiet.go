@@ -223,9 +223,10 @@ func writeRequests(path string, reqs []sandboxRequest) error {
 }
 
 // requestRole says what a request of an incremental sync is for, from its query alone: a probe (page[size]=1 sorted
-// by the cursor, where a windowed stream's data starts), a next page (page[cursor]), a read bounded by the cursor (a window, or a
-// parent's read from its own cursor), or anything else (parent listings, full-refresh reads, single resources,
-// report POSTs).
+// by the cursor, where a windowed stream's data starts, as releases before the productive probe sent it), a next
+// page (page[cursor]), a read bounded by the cursor (a window, a parent's read from its own cursor, or today's
+// probe: a page of up to 100 that is the window's read when it holds the whole span), or anything else (parent
+// listings, full-refresh reads, single resources, report POSTs).
 func requestRole(uri string) string {
 	u, err := url.Parse(uri)
 	if err != nil {
