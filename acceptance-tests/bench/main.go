@@ -102,7 +102,7 @@ func run() error {
 	flag.StringVar(&o.tlsMode, "tls", "h2", "TLS scenarios: h2 (HTTPS offering HTTP/2, which Go's client takes), http1 (HTTPS, HTTP/1.1 only) or off (plain HTTP, to compare)")
 	flag.Float64Var(&o.pairMinutes, "pair-minutes", 3, "catalog-vs-events: minutes of the events budget its events fill")
 	flag.IntVar(&o.pairProfiles, "pair-profiles", 2_000, "catalog-vs-events: profiles in the account (a few pages: events dominate)")
-	flag.BoolVar(&o.pairReports, "pair-reports", false, "catalog-vs-events: keep the report streams in the whole catalog (see reportStreams in pair.go)")
+	flag.BoolVar(&o.pairReports, "pair-reports", false, "rate-catalog and catalog-vs-events: keep the report streams in the whole catalog (see reportStreams in pair.go)")
 	flag.StringVar(&o.quietClock, "quiet-clock", "current", "quiet scenarios: current (the sandbox clock starts an hour behind the wall clock) or sandbox (its default, 30 days behind: every stream a month idle)")
 	env := flag.String("connector-env", "", "comma-separated KEY=VALUE added to the connector's environment, e.g. GODEBUG=gctrace=1 (its stderr is kept in connector-read.stderr in the scenario's directory: use -keep)")
 	skip := flag.String("skip-streams", "reviews", "streams the whole-catalog scenario leaves out, comma-separated (reviews: the sandbox serves invalid UTF-8 in some review authors)")
