@@ -237,12 +237,11 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, sp *streamPlan) 
 			sc.admit = func(c time.Time) bool { return tr.admit(w, c) }
 		}
 		observe := func(id string, c time.Time) { tr.observe(w, id, c) }
-		if w.page != nil {
+		if page := tr.takePage(w); page != nil {
 			// Planning's probe already read the whole window in one page.
-			if _, err := e.writePage(r, w.page, sc, observe); err != nil {
+			if _, err := e.writePage(r, page, sc, observe); err != nil {
 				return err
 			}
-			w.page = nil
 			if err := afterPage(true); err != nil {
 				return err
 			}

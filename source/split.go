@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/source-klaviyo/source-klaviyo/source/klaviyo"
 )
 
 // A windowed stream is planned as equal spans of its cursor, but real accounts are not uniform: a growing account
@@ -169,7 +171,7 @@ func (t *tracker) split(running []*window, pageSize int, horizon time.Time) *win
 // expectedRest is how many records a running window is expected still to return: its density times the cursor span
 // left above the last resource it admitted. Zero when it cannot split: unsorted, or no page read yet.
 func (w *window) expectedRest(horizon time.Time) float64 {
-	if !w.sorted || w.done || w.final || w.page != nil || w.admitted == 0 {
+	if !w.sorted || w.done || w.final || w.admitted == 0 {
 		return 0
 	}
 	hi := w.hi
@@ -192,6 +194,19 @@ func (w *window) currentDensity() float64 {
 		return max(float64(w.admitted)/span.Seconds(), w.pageDensity)
 	}
 	return max(w.density, w.pageDensity)
+}
+
+// takePage hands a read the page planning's probe read for its window, if any (once: the window then holds no
+// page). The window has nothing to split: that page is all of it.
+func (t *tracker) takePage(w *window) *klaviyo.Document {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	page := w.page
+	w.page = nil
+	if page != nil {
+		w.final = true
+	}
+	return page
 }
 
 // pageRead notes that a read of w has written a page: the density of that page becomes w's latest. After the
