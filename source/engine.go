@@ -36,7 +36,7 @@ type engine struct {
 
 // planner returns the planner of this sync, asking Klaviyo through the engine.
 func (e *engine) planner() planner {
-	return planner{cfg: e.cfg, syncStart: e.syncStart, src: e, shares: e.shares}
+	return planner{cfg: e.cfg, syncStart: e.syncStart, src: e, shares: e.shares, lazyParents: e.parents != nil}
 }
 
 // streamRun is the per-stream view the workers share.
@@ -81,6 +81,9 @@ func (e *engine) run(ctx context.Context, sels []catalog.Selection, states map[s
 		})
 	}
 	wg.Wait()
+	if e.parents != nil {
+		e.parents.wait()
+	}
 	var failed []streamResult
 	for _, r := range results {
 		if r.err != nil {

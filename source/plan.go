@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -56,6 +57,12 @@ type streamPlan struct {
 	start fixedStart
 	// lookback is how far below its checkpoint an incremental read starts again (late records).
 	lookback time.Duration
+	// lazy is set when a child stream's parents are listed while it reads (readListedParents): its tasks come from
+	// parentTasks as the listing goes, from parentStart (the start_date or fixed start), and sortedReads says
+	// whether a parent's read checkpoints page by page.
+	lazy        bool
+	parentStart time.Time
+	sortedReads bool
 }
 
 // state encodes the stream's state: its cursor (or each parent's), and its fixed start.
@@ -93,6 +100,9 @@ type planner struct {
 	src       planSource
 	// shares widens the sparse fieldset of a stream that reads for others (shared.go).
 	shares shares
+	// lazyParents has child streams plan their parents' tasks while they read, as the listing goes
+	// (readListedParents), instead of listing every parent before the first read.
+	lazyParents bool
 }
 
 // plan decodes a stream's previous state and decides its tasks.
@@ -298,9 +308,20 @@ func windowCount(s catalog.Stream, span time.Duration) int {
 
 // planParents gives a child stream one task per parent: a read per variant, bounded below by the parent's own
 // cursor when incremental (a parent already read up to the sync start has no task), or the parent's single
-// resource for PerParentObject streams.
+// resource for PerParentObject streams. With lazyParents the tasks are left to the read, which plans them as the
+// parents are listed; the previous cursors are all kept until the listing says which parents are gone.
 func (p planner) planParents(ctx context.Context, sp *streamPlan, sh *shaper, start time.Time, prevParents map[string]cursorState) error {
 	s := sp.stream
+	sp.parentStart = start
+	sp.sortedReads = s.Cursor != nil && s.Cursor.Sort != "" && !sh.rules.perRowCursor
+	if p.lazyParents {
+		sp.lazy = true
+		sp.parents = maps.Clone(prevParents)
+		if sp.parents == nil {
+			sp.parents = map[string]cursorState{}
+		}
+		return nil
+	}
 	ids, err := p.src.parentIDs(ctx, s.Parent)
 	if err != nil {
 		return fmt.Errorf("listing the parents (%s) of stream %s: %w", s.Parent, s.Name, err)
@@ -311,6 +332,14 @@ func (p planner) planParents(ctx context.Context, sp *streamPlan, sh *shaper, st
 			sp.parents[id] = c
 		}
 	}
+	sp.tasks = p.parentTasks(sp, ids)
+	return nil
+}
+
+// parentTasks plans the tasks of the given parents (planParents).
+func (p planner) parentTasks(sp *streamPlan, ids []string) []task {
+	s := sp.stream
+	var tasks []task
 	for _, id := range ids {
 		t := task{parentID: id}
 		switch {
@@ -321,18 +350,18 @@ func (p planner) planParents(ctx context.Context, sp *streamPlan, sh *shaper, st
 				t.reads = append(t.reads, read{req: sp.reqs.build(id, v, nil)})
 			}
 		default:
-			lo := later(start, sp.parents[id].At)
+			lo := later(sp.parentStart, sp.parents[id].At)
 			if !lo.IsZero() && !lo.Before(p.syncStart) {
 				continue
 			}
 			for _, v := range sp.reqs.variants {
-				w := &window{variant: v, lo: lo, hi: p.syncStart, sorted: s.Cursor.Sort != "" && !sh.rules.perRowCursor}
+				w := &window{variant: v, lo: lo, hi: p.syncStart, sorted: sp.sortedReads}
 				t.reads = append(t.reads, read{window: w, req: sp.reqs.build(id, v, w)})
 			}
 		}
-		sp.tasks = append(sp.tasks, t)
+		tasks = append(tasks, t)
 	}
-	return nil
+	return tasks
 }
 
 // workers is how many goroutines read a stream's tasks at once; the client's concurrency cap and the endpoint
