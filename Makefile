@@ -58,7 +58,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzSelectAirbyte$$'  -fuzztime $${FUZZTIME:-30s} -parallel 1 ./catalog
 	$(GO) test -run '^$$' -fuzz '^FuzzSelectSinger$$'   -fuzztime $${FUZZTIME:-30s} -parallel 1 ./catalog
 
-# Benchmark the built binary against the sandbox (about 15 min); prints a Markdown table (docs/benchmarks.md).
+# Benchmark the built binary against the sandbox (about 27 min); prints a Markdown table (docs/benchmarks.md).
 bench:
 	$(GO) run ./acceptance-tests/bench
 
