@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -236,6 +237,7 @@ func (p planner) splitWindows(ctx context.Context, sp *streamPlan, sh *shaper, v
 		return []*window{{variant: variant, lo: lo, hi: end, sorted: true}}, nil
 	}
 	first := lo
+	var probed *klaviyo.Document
 	if c.Sort != "" {
 		doc, err := p.src.probe(ctx, sp.reqs, sp.reqs.probe(variant, &window{variant: variant, lo: lo, hi: end, sorted: true}))
 		if err != nil {
@@ -254,11 +256,15 @@ func (p planner) splitWindows(ctx context.Context, sp *streamPlan, sh *shaper, v
 			return []*window{{variant: variant, lo: lo, hi: end, sorted: sorted}}, nil
 		}
 		first = t
+		probed = doc
 	}
 	if first.IsZero() || !first.Before(hi) {
 		return []*window{{variant: variant, lo: lo, hi: end, sorted: sorted}}, nil
 	}
 	n := windowCount(sp.stream, hi.Sub(first))
+	if probed != nil {
+		n = min(n, expectedPages(sp.stream, sh, probed, first, hi))
+	}
 	span := hi.Sub(first) / time.Duration(n)
 	ws := make([]*window, 0, n)
 	start := first
@@ -294,6 +300,20 @@ func (p planner) windowWorkers(sp *streamPlan) int {
 		return p.workers(len(sp.tasks))
 	}
 	return max(min(windowCount(sp.stream, time.Duration(1<<62)), p.cfg.MaxConcurrency), 1)
+}
+
+// expectedPages estimates how many pages [first, hi) holds from the probe's page: its records' density over the
+// span they cover, times the whole span, doubled because accounts grow (the earliest records are the sparsest).
+// More windows than pages would only add requests that come back nearly empty (a dozen templates, 10 a page, were
+// 32 windows); a low estimate costs little, since windows split while they run. A page whose records share one
+// moment says nothing of the density, and leaves the count to windowCount.
+func expectedPages(s catalog.Stream, sh *shaper, probed *klaviyo.Document, first, hi time.Time) int {
+	last, ok := sh.cursorOf(probed.Data[len(probed.Data)-1], first)
+	if !ok || !last.After(first) || s.PageSize <= 0 {
+		return math.MaxInt
+	}
+	records := 2 * float64(len(probed.Data)) * hi.Sub(first).Seconds() / last.Sub(first).Seconds()
+	return max(int(math.Ceil(records/float64(s.PageSize))), 1)
 }
 
 // windowCount sizes the split so each window is worth a share of the endpoint's budget: enough windows to keep

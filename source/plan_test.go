@@ -20,7 +20,9 @@ type fakePlanSource struct {
 	// first is the cursor of the earliest record of each endpoint path; absent means the stream is empty.
 	first map[string]time.Time
 	// whole names the endpoint paths whose probe page holds all their data (no links.next).
-	whole   map[string]bool
+	whole map[string]bool
+	// last, when set for a path, adds a second record to the probe's page with this cursor: the page's span.
+	last    map[string]time.Time
 	parents map[string][]string
 	probes  []string
 }
@@ -37,6 +39,10 @@ func (f *fakePlanSource) probe(_ context.Context, reqs requestBuilder, req klavi
 		attrs = fmt.Sprintf(`{"subscriptions":{"email":{"marketing":{"suppression":[{"reason":"r","timestamp":%q}],"list_suppressions":[{"list_id":"L","reason":"r","timestamp":%q}]}}}}`, ts, ts)
 	}
 	doc := &klaviyo.Document{Data: []klaviyo.Resource{{Type: reqs.s.ResourceType, ID: "first", Attributes: json.RawMessage(attrs)}}}
+	if l, ok := f.last[req.Path]; ok {
+		doc.Data = append(doc.Data, klaviyo.Resource{Type: reqs.s.ResourceType, ID: "second",
+			Attributes: json.RawMessage(fmt.Sprintf(`{%q:%q}`, reqs.s.Cursor.Field, l.Format(time.RFC3339)))})
+	}
 	if !f.whole[req.Path] {
 		doc.Next = "https://a.klaviyo.com" + req.Path + "?page[cursor]=next"
 	}
@@ -96,6 +102,7 @@ func TestPlanStreamStateToRequests(t *testing.T) {
 		state   string
 		first   map[string]time.Time
 		whole   map[string]bool
+		last    map[string]time.Time
 		parents map[string][]string
 		mode    planMode
 		probes  []string
@@ -229,6 +236,14 @@ func TestPlanStreamStateToRequests(t *testing.T) {
 			err: `state_version of stream "events" must be a whole number from 1`,
 		},
 		{
+			name: "a sparse stream: as many windows as the probe's density says there are pages", stream: "templates",
+			first: map[string]time.Time{"/api/templates": at("2025-03-16T00:00:00Z")},
+			last:  map[string]time.Time{"/api/templates": at("2025-12-01T00:00:00Z")}, mode: readWindows,
+			probes: []string{"[/api/templates 75/s 750/min] /api/templates?filter=less-than(updated,2026-01-10T00:00:00Z)&page[size]=10&sort=updated"},
+			// Two records over 260 of the 300 days: about 5 records, doubled for growth, one page: one window.
+			reads: []string{"[/api/templates 75/s 750/min] /api/templates?filter=less-than(updated,2026-01-10T00:00:00Z)&page[size]=10&sort=updated"},
+		},
+		{
 			name: "a span whose probe page holds everything: one window, read by the probe", stream: "events",
 			state: `{"datetime":"2026-01-07T00:00:00Z"}`,
 			first: map[string]time.Time{"/api/events": at("2026-01-08T10:00:00Z")}, whole: map[string]bool{"/api/events": true},
@@ -245,7 +260,7 @@ func TestPlanStreamStateToRequests(t *testing.T) {
 			sel := catalog.Selection{Stream: s, Incremental: !tc.full && s.Cursor != nil, Fields: tc.fields}
 			sh, err := newShaper(sel)
 			require.NoError(t, err)
-			src := &fakePlanSource{first: tc.first, whole: tc.whole, parents: tc.parents}
+			src := &fakePlanSource{first: tc.first, whole: tc.whole, last: tc.last, parents: tc.parents}
 			sp, err := planner{cfg: cfg, syncStart: syncStart, src: src}.plan(context.Background(), sel, sh, json.RawMessage(tc.state))
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
