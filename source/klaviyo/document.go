@@ -235,13 +235,21 @@ func decodeDocument(r io.Reader) (*Document, error) {
 // malformed JSON, trailing bytes, a missing data member, a resource without type or id, or attributes that are not
 // an object. A body that fails here is worth retrying; the caller decides.
 func decodeBytes(body []byte) (doc *Document, err error) {
-	// The decoder is a third-party parser fed bytes from the network; a bug in it must cost one retry, not the
-	// process.
+	// The decoders parse bytes from the network; a bug in one must cost one retry, not the process.
 	defer func() {
 		if p := recover(); p != nil {
 			doc, err = nil, fmt.Errorf("decode JSON:API document: decoder panicked: %v", p)
 		}
 	}()
+	if doc, ok := decodePage(body); ok {
+		return doc, nil
+	}
+	return decodeGeneral(body)
+}
+
+// decodeGeneral is decodeBytes for any body: goccy/go-json decodes it, then checkResources validates (and repairs)
+// what it captured. decodePage takes the common case first; this path keeps every other case as it always was.
+func decodeGeneral(body []byte) (*Document, error) {
 	var c wireCollection
 	if err := json.Unmarshal(body, &c); err == nil && c.Data != nil {
 		return newDocument(c.Data, c.Included, c.Links.Next)
