@@ -28,6 +28,11 @@ func TestTopLevelString(t *testing.T) {
 		{"truncated nesting", `{"a":{"b":[`, "updated", "", false},
 		{"missing colon", `{"a" 1}`, "updated", "", false},
 		{"empty input", ``, "updated", "", false},
+		// stringEnd reads eight bytes at a time: quotes and escapes at every offset of a word, and a string that
+		// ends in the last bytes of the input.
+		{"long strings", `{"a":"0123456789abcdef","bb":"01234567\\","ccc":"0123456\"x\\\"","updated":"0123456789abcdefg"}`, "updated", "0123456789abcdefg", true},
+		{"escaped quote at a word's end", `{"abcdef":"0123456\"","updated":"v"}`, "updated", "v", true},
+		{"long truncated string", `{"updated":"0123456789abcdef`, "updated", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok := topLevelString([]byte(tc.obj), tc.key)
