@@ -31,20 +31,38 @@ type pageScanner struct {
 	next           string
 	// raw counts the bytes of attributes and relationship data, to copy them out in one allocation.
 	raw int
-	// types interns resource types: a page has one or two.
-	types map[string]string
+	// names interns resource types and relationship names: a page has a few, repeated on every resource.
+	names map[string]string
+	// rels are the relationships of the page's resources in the body's order; dataRels and includedRels say
+	// which are each resource's. finish builds each map once, from these.
+	rels                   []relEntry
+	dataRels, includedRels []relSpan
 }
 
-// intern returns a string equal to b, shared by every resource of the page with that type.
+// relSpan is where a resource's relationships are in pageScanner.rels; n is -1 when it has no relationships
+// member (or null), which leaves its map nil, as goccy does.
+type relSpan struct{ first, n int }
+
+// relEntry is one relationship while the page is scanned; data is still in the body.
+type relEntry struct {
+	name string
+	data []byte
+}
+
+// maxRelationships bounds the relationships of one resource on this path (duplicates are found by comparing
+// names pairwise); Klaviyo's resources have a handful.
+const maxRelationships = 32
+
+// intern returns a string equal to b, shared by every resource of the page that has it.
 func (s *pageScanner) intern(b []byte) string {
-	if t, ok := s.types[string(b)]; ok {
+	if t, ok := s.names[string(b)]; ok {
 		return t
 	}
-	if s.types == nil {
-		s.types = map[string]string{}
+	if s.names == nil {
+		s.names = map[string]string{}
 	}
 	t := string(b)
-	s.types[t] = t
+	s.names[t] = t
 	return t
 }
 
@@ -168,13 +186,13 @@ func (s *pageScanner) document() bool {
 		}
 		switch m {
 		case 0:
-			if s.data, ok = s.resources(); !ok || s.data == nil {
+			if s.data, s.dataRels, ok = s.resources(); !ok || s.data == nil {
 				return false
 			}
 			s.hasData = true
 		case 1:
 			if !s.isNull() {
-				if s.included, ok = s.resources(); !ok {
+				if s.included, s.includedRels, ok = s.resources(); !ok {
 					return false
 				}
 			}
@@ -241,50 +259,55 @@ func (s *pageScanner) links() bool {
 	}
 }
 
-// resources reads an array of resource objects; an empty array gives an empty, non-nil slice.
-func (s *pageScanner) resources() ([]Resource, bool) {
+// resources reads an array of resource objects, and where each one's relationships are in s.rels; an empty array
+// gives an empty, non-nil slice.
+func (s *pageScanner) resources() ([]Resource, []relSpan, bool) {
 	empty, ok := s.open('[', ']')
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	if empty {
-		return []Resource{}, true
+		return []Resource{}, nil, true
 	}
 	var out []Resource
+	var rels []relSpan
 	for {
 		s.ws()
 		out = append(out, Resource{})
-		if !s.resource(&out[len(out)-1]) {
-			return nil, false
+		rel, ok := s.resource(&out[len(out)-1])
+		if !ok {
+			return nil, nil, false
 		}
+		rels = append(rels, rel)
 		if more, ok := s.more(']'); !ok {
-			return nil, false
+			return nil, nil, false
 		} else if !more {
-			return out, true
+			return out, rels, true
 		}
 	}
 }
 
 // resource reads one resource object: type and id (plain, non-empty strings), attributes (an object or null),
 // relationships (an object of objects, or null) and any other member, validated and skipped.
-func (s *pageScanner) resource(r *Resource) bool {
+func (s *pageScanner) resource(r *Resource) (relSpan, bool) {
 	empty, ok := s.open('{', '}')
 	if !ok || empty {
-		return false
+		return relSpan{}, false
 	}
 	var seen [4]bool
+	rels := relSpan{n: -1}
 	for {
 		name, ok := s.key()
 		if !ok {
-			return false
+			return relSpan{}, false
 		}
 		m, ok := member(name, "type", "id", "attributes", "relationships")
 		if !ok {
-			return false
+			return relSpan{}, false
 		}
 		if m >= 0 {
 			if seen[m] {
-				return false
+				return relSpan{}, false
 			}
 			seen[m] = true
 		}
@@ -292,7 +315,7 @@ func (s *pageScanner) resource(r *Resource) bool {
 		case 0, 1:
 			v, ok := s.plainString()
 			if !ok || len(v) == 0 {
-				return false
+				return relSpan{}, false
 			}
 			if m == 0 {
 				r.Type = s.intern(v)
@@ -303,61 +326,69 @@ func (s *pageScanner) resource(r *Resource) bool {
 			if !s.isNull() {
 				start := s.i
 				if s.i >= len(s.b) || s.b[s.i] != '{' || !s.skip(3) {
-					return false
+					return relSpan{}, false
 				}
 				r.Attributes = s.b[start:s.i]
 				s.raw += s.i - start
 			}
 		case 3:
-			if !s.isNull() && !s.relationships(r) {
-				return false
+			if !s.isNull() {
+				rels.first = len(s.rels)
+				if rels.n, ok = s.relationships(); !ok {
+					return relSpan{}, false
+				}
 			}
 		default:
 			if !s.skip(3) {
-				return false
+				return relSpan{}, false
 			}
 		}
 		if more, ok := s.more('}'); !ok {
-			return false
+			return relSpan{}, false
 		} else if !more {
-			return seen[0] && seen[1]
+			return rels, seen[0] && seen[1]
 		}
 	}
 }
 
-// relationships reads {"name": {"data": ..., other members}, ...}.
-func (s *pageScanner) relationships(r *Resource) bool {
+// relationships reads {"name": {"data": ..., other members}, ...} into s.rels and returns how many it read.
+func (s *pageScanner) relationships() (int, bool) {
 	empty, ok := s.open('{', '}')
 	if !ok {
-		return false
+		return 0, false
 	}
-	r.Relationships = map[string]Relationship{}
 	if empty {
-		return true
+		return 0, true
 	}
+	first := len(s.rels)
 	for {
 		name, ok := s.key()
 		if !ok {
-			return false
+			return 0, false
 		}
-		if _, dup := r.Relationships[string(name)]; dup {
-			return false
+		if len(s.rels)-first >= maxRelationships {
+			return 0, false
 		}
-		var rel Relationship
-		if !s.relationship(&rel) {
-			return false
+		for _, e := range s.rels[first:] {
+			if e.name == string(name) {
+				return 0, false // goccy keeps the last of duplicates; the general path decides
+			}
 		}
-		r.Relationships[string(name)] = rel
+		e := relEntry{name: s.intern(name)}
+		if !s.relationship(&e) {
+			return 0, false
+		}
+		s.rels = append(s.rels, e)
 		if more, ok := s.more('}'); !ok {
-			return false
+			return 0, false
 		} else if !more {
-			return true
+			return len(s.rels) - first, true
 		}
 	}
 }
 
 // relationship reads one relationship object, keeping its data member raw.
-func (s *pageScanner) relationship(rel *Relationship) bool {
+func (s *pageScanner) relationship(rel *relEntry) bool {
 	empty, ok := s.open('{', '}')
 	if !ok {
 		return false
@@ -384,7 +415,7 @@ func (s *pageScanner) relationship(rel *Relationship) bool {
 			if !s.skip(5) {
 				return false
 			}
-			rel.Data = s.b[start:s.i]
+			rel.data = s.b[start:s.i]
 			s.raw += s.i - start
 		default:
 			if !s.skip(5) {
@@ -412,14 +443,20 @@ func (s *pageScanner) finish() *Document {
 		slab = append(slab, b...)
 		return slab[start:len(slab):len(slab)]
 	}
-	for _, rs := range [][]Resource{s.data, s.included} {
-		for i := range rs {
-			r := &rs[i]
+	for _, list := range []struct {
+		rs   []Resource
+		rels []relSpan
+	}{{s.data, s.dataRels}, {s.included, s.includedRels}} {
+		for i := range list.rs {
+			r := &list.rs[i]
 			r.Attributes = keep(r.Attributes)
-			for name, rel := range r.Relationships {
-				if rel.Data != nil {
-					r.Relationships[name] = Relationship{Data: keep(rel.Data)}
-				}
+			span := list.rels[i]
+			if span.n < 0 {
+				continue
+			}
+			r.Relationships = make(map[string]Relationship, span.n)
+			for _, e := range s.rels[span.first : span.first+span.n] {
+				r.Relationships[e.name] = Relationship{Data: keep(e.data)}
 			}
 		}
 	}

@@ -126,10 +126,11 @@ func TestDecodePageLeavesOddBodiesToTheGeneralPath(t *testing.T) {
 	for body, takes := range map[string]bool{
 		ev(`{"a":1}`): true,
 		ev(`null`):    true,
-		` {"data" : [ ] , "links" : {"next" : null} } `:                                                      true,
-		`{"data":[],"included":null,"meta":{"x":[1,{"y":null}]}}`:                                            true,
-		`{"data":[{"type":"e","id":"1","relationships":{"r":{"data":null},"s":{},"t":{"links":{}}}}]}`:       true,
-		`{"data":[{"type":"e","id":"1","relationships":null}]}`:                                              true,
+		` {"data" : [ ] , "links" : {"next" : null} } `:                                                true,
+		`{"data":[],"included":null,"meta":{"x":[1,{"y":null}]}}`:                                      true,
+		`{"data":[{"type":"e","id":"1","relationships":{"r":{"data":null},"s":{},"t":{"links":{}}}}]}`: true,
+		`{"data":[{"type":"e","id":"1","relationships":null}]}`:                                        true,
+		`{"included":[{"type":"m","id":"m1","relationships":{"x":{"data":{"type":"t","id":"1"}}}}],"data":[{"type":"e","id":"1","relationships":{"metric":{"data":{"type":"m","id":"m1"}},"profile":{"data":null}}},{"type":"e","id":"2"},{"type":"e","id":"3","relationships":{"metric":{"data":{"type":"m","id":"m2"}}}}]}`: true,
 		`{"data":[{"type":"e","id":"1"}],"links":{"next":"https://a.klaviyo.com/api/x?page%5Bcursor%5D=1"}}`: true,
 
 		`{"data":{"type":"list","id":"L1"}}`: false, // a single resource
