@@ -29,6 +29,42 @@ type Resource struct {
 	ID            string                  `json:"id"`
 	Attributes    json.RawMessage         `json:"attributes"`
 	Relationships map[string]Relationship `json:"relationships"`
+
+	// keys are the offsets in Attributes of each top-level member's name, in order, when indexed is set: the page
+	// decoder walks every member to validate it anyway, and noting where each starts lets Attribute find a
+	// record's cursor without walking a profile's 3 KB of subscriptions and properties again.
+	keys    []int32
+	indexed bool
+}
+
+// Attribute returns the raw JSON value of the top-level attribute name, the first if it repeats. indexed is false
+// when the resource carries no index of its attributes (it was not decoded by the page path, or a member name has
+// escapes): the caller must then look for the name itself.
+func (r Resource) Attribute(name string) (value []byte, found, indexed bool) {
+	if !r.indexed {
+		return nil, false, false
+	}
+	a := r.Attributes
+	for n, off := range r.keys {
+		k := a[off+1:]
+		if len(k) <= len(name) || k[len(name)] != '"' || string(k[:len(name)]) != name {
+			continue
+		}
+		i := int(off) + len(name) + 2
+		for a[i] != ':' {
+			i++
+		}
+		end := len(a) - 1 // the object's closing brace
+		if n+1 < len(r.keys) {
+			end = int(r.keys[n+1]) // the next name, after a comma
+		}
+		v := bytes.TrimSpace(a[i+1 : end])
+		if n+1 < len(r.keys) {
+			v = bytes.TrimSpace(v[:len(v)-1])
+		}
+		return v, true, true
+	}
+	return nil, false, true
 }
 
 // Relationship is one entry of a resource's relationships: Data is a {type,id} object (to-one), an array of them

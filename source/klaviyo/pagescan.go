@@ -37,11 +37,15 @@ type pageScanner struct {
 	// which are each resource's. finish builds each map once, from these.
 	rels                   []relEntry
 	dataRels, includedRels []relSpan
+	// keys are the offsets of the attributes' member names (Resource.keys) of every resource of the page, in the
+	// body's order; finish hands each resource its part, with offsets made relative to its attributes.
+	keys []int32
 }
 
 // relSpan is where a resource's relationships are in pageScanner.rels; n is -1 when it has no relationships
-// member (or null), which leaves its map nil, as goccy does.
-type relSpan struct{ first, n int }
+// member (or null), which leaves its map nil, as goccy does. keys and nkeys are where its attributes' member names
+// are in pageScanner.keys (nkeys -1: not indexed).
+type relSpan struct{ first, n, keys, nkeys int }
 
 // relEntry is one relationship while the page is scanned; data is still in the body.
 type relEntry struct {
@@ -295,7 +299,7 @@ func (s *pageScanner) resource(r *Resource) (relSpan, bool) {
 		return relSpan{}, false
 	}
 	var seen [4]bool
-	rels := relSpan{n: -1}
+	rels := relSpan{n: -1, nkeys: -1}
 	for {
 		name, ok := s.key()
 		if !ok {
@@ -325,7 +329,8 @@ func (s *pageScanner) resource(r *Resource) (relSpan, bool) {
 		case 2:
 			if !s.isNull() {
 				start := s.i
-				if s.i >= len(s.b) || s.b[s.i] != '{' || !s.skip(3) {
+				rels.keys = len(s.keys)
+				if rels.nkeys, ok = s.attributes(); !ok {
 					return relSpan{}, false
 				}
 				r.Attributes = s.b[start:s.i]
@@ -349,6 +354,50 @@ func (s *pageScanner) resource(r *Resource) (relSpan, bool) {
 			return rels, seen[0] && seen[1]
 		}
 	}
+}
+
+// attributes reads an attributes object, noting where each member's name starts in s.keys (relative to the
+// object), and returns how many it noted; -1 when a name has escapes, which leaves the resource unindexed.
+func (s *pageScanner) attributes() (int, bool) {
+	start, first := s.i, len(s.keys)
+	empty, ok := s.open('{', '}')
+	if !ok {
+		return 0, false
+	}
+	if empty {
+		return 0, true
+	}
+	plain := true
+	for {
+		s.ws()
+		at := s.i
+		if s.i >= len(s.b) || s.b[s.i] != '"' || s.str() != nil {
+			return 0, false
+		}
+		if bytes.IndexByte(s.b[at+1:s.i-1], '\\') >= 0 {
+			plain = false
+		}
+		s.keys = append(s.keys, int32(at-start))
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != ':' {
+			return 0, false
+		}
+		s.i++
+		s.ws()
+		if !s.skip(4) {
+			return 0, false
+		}
+		if more, ok := s.more('}'); !ok {
+			return 0, false
+		} else if !more {
+			break
+		}
+	}
+	if !plain {
+		s.keys = s.keys[:first]
+		return -1, true
+	}
+	return len(s.keys) - first, true
 }
 
 // relationships reads {"name": {"data": ..., other members}, ...} into s.rels and returns how many it read.
@@ -451,6 +500,9 @@ func (s *pageScanner) finish() *Document {
 			r := &list.rs[i]
 			r.Attributes = keep(r.Attributes)
 			span := list.rels[i]
+			if span.nkeys >= 0 && r.Attributes != nil {
+				r.keys, r.indexed = s.keys[span.keys:span.keys+span.nkeys:span.keys+span.nkeys], true
+			}
 			if span.n < 0 {
 				continue
 			}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	json "github.com/goccy/go-json"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -21,7 +22,7 @@ import (
 // whether decodePage took the body.
 func agree(t testing.TB, body []byte) bool {
 	t.Helper()
-	want, wantErr := decodeGeneral(bytes.Clone(body))
+	want, wantErr := generalRecovering(bytes.Clone(body))
 	got, took := decodePage(bytes.Clone(body))
 	if took {
 		if wantErr != nil {
@@ -36,6 +37,16 @@ func agree(t testing.TB, body []byte) bool {
 		t.Fatalf("decodeBytes answers %v, %v; the general path %v, %v", doc, err, want, wantErr)
 	}
 	return took
+}
+
+// generalRecovering is decodeGeneral with decodeBytes's recovery: goccy/go-json panics on some broken bodies.
+func generalRecovering(body []byte) (doc *Document, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			doc, err = nil, fmt.Errorf("panicked: %v", p)
+		}
+	}()
+	return decodeGeneral(body)
 }
 
 // equalDocuments compares what the engine can observe of two documents: an empty slice and nil are the same page.
@@ -182,5 +193,65 @@ func FuzzDecodePageAgrees(f *testing.F) {
 	f.Add([]byte(`{"data":[{"type":"e","id":"1","attributes":{"a":"\u00e9"},"relationships":{"r":{"data":[{"type":"t","id":"x"}]}}}],"included":[]}`))
 	f.Add([]byte(`{"data":[],"links":{"next":null,"self":"s"},"meta":{}}`))
 	f.Add([]byte(`{"data":[{"type":"e","id":"1","relationships":{"r":{"data":null}}}]}`))
-	f.Fuzz(func(t *testing.T, body []byte) { agree(t, body) })
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if !agree(t, body) {
+			return
+		}
+		doc, _ := decodePage(body)
+		for _, r := range append(doc.Data, doc.Included...) {
+			var m map[string]json.RawMessage
+			if !r.indexed || json.Unmarshal(r.Attributes, &m) != nil || len(m) != len(r.keys) {
+				continue // not indexed, or a name repeats (goccy keeps the last, Attribute the first)
+			}
+			for k, want := range m {
+				if got, found, _ := r.Attribute(k); !found || !bytes.Equal(got, want) {
+					t.Fatalf("Attribute(%q) = %q, %v; goccy says %q", k, got, found, want)
+				}
+			}
+		}
+	})
+}
+
+// TestAttributeFindsWhatTheDecoderFinds holds Resource.Attribute to goccy/go-json on every attribute of the
+// sandbox's first pages and on hand-made objects with white space and nesting.
+func TestAttributeFindsWhatTheDecoderFinds(t *testing.T) {
+	t.Parallel()
+	srv, err := sandbox.Start(sandbox.Options{Seed: 5, Now: sandboxNow, Scale: sandbox.Scale{Events: 100, Profiles: 30}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	bodies := [][]byte{
+		[]byte(`{"data":[{"type":"e","id":"1","attributes": { "a" : [1, {"b": "}"}] , "updated" :"x\"y",` + "\n" + `"n":null , "z": {} } }]}`),
+		[]byte(`{"data":[{"type":"e","id":"1","attributes":{}},{"type":"e","id":"2","attributes":{"only":"v"}}]}`),
+	}
+	for _, q := range []string{"/api/profiles?additional-fields%5Bprofile%5D=subscriptions", "/api/events?include=metric", "/api/lists", "/api/campaigns?filter=equals(messages.channel,'email')"} {
+		body, status := rawGet(t, srv.URL()+q)
+		require.Equal(t, http.StatusOK, status, q)
+		bodies = append(bodies, body)
+	}
+	checked := 0
+	for _, body := range bodies {
+		doc, ok := decodePage(body)
+		require.True(t, ok, "%.200s", body)
+		for _, r := range doc.Data {
+			require.True(t, r.indexed, r.ID)
+			var m map[string]json.RawMessage
+			require.NoError(t, json.Unmarshal(r.Attributes, &m))
+			for k, want := range m {
+				got, found, indexed := r.Attribute(k)
+				require.True(t, found && indexed, k)
+				require.Equal(t, string(want), string(got), k)
+				checked++
+			}
+			_, found, _ := r.Attribute("no such attribute")
+			require.False(t, found)
+		}
+	}
+	assert.Greater(t, checked, 100)
+
+	_, _, indexed := Resource{Attributes: []byte(`{"a":1}`)}.Attribute("a")
+	assert.False(t, indexed, "a resource the page decoder did not make")
+	doc, ok := decodePage([]byte(`{"data":[{"type":"e","id":"1","attributes":{"\u0061":1}}]}`))
+	require.True(t, ok)
+	_, _, indexed = doc.Data[0].Attribute("a")
+	assert.False(t, indexed, "an escaped name")
 }
