@@ -354,13 +354,13 @@ func (sh *shaper) flatRows(out *rowSink, res klaviyo.Resource, sc *readScope) (r
 		if !ok || !sh.want(rf.field) {
 			continue
 		}
-		id, ok := r.ToOneID()
+		id, ok := r.ToOneIDBytes()
 		if !ok {
 			continue
 		}
-		out.str(rf.field, id)
+		out.strBytes(rf.field, id)
 		if rf.field == "metric_id" && sc.metricNames != nil && sh.want("metric_name") {
-			if name, ok := sc.metricNames[id]; ok {
+			if name, ok := sc.metricNames[string(id)]; ok {
 				out.str("metric_name", name)
 			}
 		}

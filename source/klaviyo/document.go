@@ -81,25 +81,33 @@ type linkage struct {
 
 // ToOneID returns the id of a to-one relationship; ok is false when it is null, absent or not an object.
 func (r Relationship) ToOneID() (id string, ok bool) {
+	b, ok := r.ToOneIDBytes()
+	return string(b), ok
+}
+
+// ToOneIDBytes is ToOneID without a copy when the identifier is written plainly (as Klaviyo writes them): the id's
+// bytes inside Data, which the caller must not change. A record's relationship ids are written into it and
+// dropped, so copying them into strings was two allocations per event.
+func (r Relationship) ToOneIDBytes() (id []byte, ok bool) {
 	d := bytes.TrimSpace(r.Data)
 	if len(d) == 0 || d[0] != '{' {
-		return "", false
+		return nil, false
 	}
 	if id, done, ok := plainLinkageID(d); done {
 		return id, ok
 	}
 	var l linkage
 	if err := json.Unmarshal(d, &l); err != nil || l.ID == "" {
-		return "", false
+		return nil, false
 	}
-	return l.ID, true
+	return []byte(l.ID), true
 }
 
 // plainLinkageID reads the id of a resource identifier written plainly, as Klaviyo writes them:
 // {"type":"metric","id":"UxxK4u"}, string values without escapes. It runs for every relationship of every record,
 // where a full decode costs several allocations. done is false when the object is anything else (escapes, nested
 // values, odd key case) and the caller must use the full decoder.
-func plainLinkageID(d []byte) (id string, done, ok bool) {
+func plainLinkageID(d []byte) (id []byte, done, ok bool) {
 	i := 1
 	ws := func() {
 		for i < len(d) && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r') {
@@ -125,47 +133,47 @@ func plainLinkageID(d []byte) (id string, done, ok bool) {
 	var found []byte
 	ws()
 	if i < len(d) && d[i] == '}' {
-		return "", i == len(d)-1, false
+		return nil, i == len(d)-1, false
 	}
 	for {
 		ws()
 		key, kok := str()
 		if !kok {
-			return "", false, false
+			return nil, false, false
 		}
 		ws()
 		if i >= len(d) || d[i] != ':' {
-			return "", false, false
+			return nil, false, false
 		}
 		i++
 		ws()
 		val, vok := str()
 		if !vok {
-			return "", false, false
+			return nil, false, false
 		}
 		switch {
 		case string(key) == "id":
 			found = val
 		case len(key) == 2 && bytes.EqualFold(key, []byte("id")):
-			return "", false, false // the full decoder matches keys case-insensitively; let it decide
+			return nil, false, false // the full decoder matches keys case-insensitively; let it decide
 		}
 		ws()
 		if i >= len(d) {
-			return "", false, false
+			return nil, false, false
 		}
 		switch d[i] {
 		case ',':
 			i++
 		case '}':
 			if i != len(d)-1 {
-				return "", false, false
+				return nil, false, false
 			}
 			if len(found) == 0 {
-				return "", true, false
+				return nil, true, false
 			}
-			return string(found), true, true
+			return found, true, true
 		default:
-			return "", false, false
+			return nil, false, false
 		}
 	}
 }
