@@ -44,22 +44,34 @@ func (r Resource) Attribute(name string) (value []byte, found, indexed bool) {
 	if !r.indexed {
 		return nil, false, false
 	}
+	// Every step is checked, so that an index that is not of these attributes (a caller replaced them in its
+	// copy of the resource) sends the caller to its own scan instead of reading out of place.
 	a := r.Attributes
+	last := len(a) - 1 // the object's closing brace
+	if last < 1 || a[last] != '}' {
+		return nil, false, false
+	}
 	for n, off := range r.keys {
-		k := a[off+1:]
-		if len(k) <= len(name) || k[len(name)] != '"' || string(k[:len(name)]) != name {
-			continue
-		}
-		i := int(off) + len(name) + 2
-		for a[i] != ':' {
-			i++
-		}
-		end := len(a) - 1 // the object's closing brace
+		o, end := int(off), last
 		if n+1 < len(r.keys) {
 			end = int(r.keys[n+1]) // the next name, after a comma
 		}
-		v := bytes.TrimSpace(a[i+1 : end])
-		if n+1 < len(r.keys) {
+		if o <= 0 || end <= o || end > last || a[o] != '"' {
+			return nil, false, false
+		}
+		m := a[o+1 : end] // name"  :  value  [,]
+		if len(m) <= len(name) || m[len(name)] != '"' || string(m[:len(name)]) != name {
+			continue
+		}
+		v := bytes.TrimSpace(m[len(name)+1:])
+		if len(v) == 0 || v[0] != ':' {
+			return nil, false, false
+		}
+		v = bytes.TrimSpace(v[1:])
+		if end != last {
+			if len(v) == 0 || v[len(v)-1] != ',' {
+				return nil, false, false
+			}
 			v = bytes.TrimSpace(v[:len(v)-1])
 		}
 		return v, true, true

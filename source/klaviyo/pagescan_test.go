@@ -255,3 +255,21 @@ func TestAttributeFindsWhatTheDecoderFinds(t *testing.T) {
 	_, _, indexed = doc.Data[0].Attribute("a")
 	assert.False(t, indexed, "an escaped name")
 }
+
+// TestAttributeWithAnIndexOfOtherAttributes: a caller that replaces the attributes of its copy of a resource gets
+// "not indexed" (or the right answer), never a read out of place.
+func TestAttributeWithAnIndexOfOtherAttributes(t *testing.T) {
+	t.Parallel()
+	doc, ok := decodePage([]byte(`{"data":[{"type":"e","id":"1","attributes":{"name":"a long enough value","updated":"x"}}]}`))
+	require.True(t, ok)
+	for _, other := range []string{`{"x":1}`, `{}`, ``, `{"updated":"y","name":"a long enough value"}`, `{"name":"a long enough value","updated":"x"}`} {
+		r := doc.Data[0]
+		r.Attributes = []byte(other)
+		v, found, indexed := r.Attribute("updated")
+		if indexed && found {
+			var m map[string]json.RawMessage
+			require.NoError(t, json.Unmarshal(r.Attributes, &m), other)
+			assert.Equal(t, string(m["updated"]), string(v), other)
+		}
+	}
+}
