@@ -47,6 +47,13 @@ func (s *rowSink) str(k, v string) {
 	s.buf = appendString(s.buf, v)
 }
 
+// strBytes is str for a value still in a page's bytes (a relationship id), which would otherwise be copied into a
+// string only to be written here.
+func (s *rowSink) strBytes(k string, v []byte) {
+	s.key(k)
+	s.buf = appendString(s.buf, v)
+}
+
 // nullableStr adds a string member that is null when v is nil.
 func (s *rowSink) nullableStr(k string, v *string) {
 	s.key(k)
@@ -104,11 +111,11 @@ func (s *rowSink) rows(fn func(row []byte) error) error {
 
 // appendString appends s as a JSON string. Klaviyo ids and names are mostly plain ASCII, which takes the fast
 // path; anything else goes through the JSON encoder so escaping is always right.
-func appendString(dst []byte, s string) []byte {
+func appendString[T string | []byte](dst []byte, s T) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf || c == '<' || c == '>' || c == '&' {
-			b, _ := json.Marshal(s)
+			b, _ := json.Marshal(string(s))
 			return append(dst, b...)
 		}
 	}

@@ -213,12 +213,82 @@ func (sh *shaper) cursorOf(res klaviyo.Resource, from time.Time) (time.Time, boo
 		}
 		return first, !first.IsZero()
 	}
+	if raw, found, indexed := res.Attribute(sh.s.Cursor.Field); indexed {
+		// The page decoder noted where each attribute starts: no walk over the others (a profile's cursor comes
+		// after 3 KB of subscriptions and properties when attributes are sorted, as the sandbox sorts them).
+		if !found {
+			return time.Time{}, false
+		}
+		return cursorTime(raw)
+	}
 	v, ok := topLevelString(res.Attributes, sh.s.Cursor.Field)
 	if !ok || v == "" {
 		return time.Time{}, false
 	}
 	t, err := parseTime(v)
 	return t, err == nil
+}
+
+// cursorTime parses a raw JSON string value as parseTime does, and reports false for anything else (null, a
+// number, an empty string). Klaviyo writes date-times one way, 2026-05-03T12:07:49+00:00; that form is read here
+// without allocating, every other goes through parseTime.
+func cursorTime(raw []byte) (time.Time, bool) {
+	if len(raw) < 3 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return time.Time{}, false
+	}
+	v := raw[1 : len(raw)-1]
+	if t, ok := plainUTC(v); ok {
+		return t, true
+	}
+	s := string(v)
+	if bytes.IndexByte(v, '\\') >= 0 {
+		if json.Unmarshal(raw, &s) != nil {
+			return time.Time{}, false
+		}
+	}
+	if s == "" {
+		return time.Time{}, false
+	}
+	t, err := parseTime(s)
+	return t, err == nil
+}
+
+// plainUTC reads YYYY-MM-DDTHH:MM:SS+00:00 (or Z for +00:00) into the time parseTime gives for it; ok is false for
+// any other form or an impossible date, which parseTime then decides.
+func plainUTC(b []byte) (time.Time, bool) {
+	switch {
+	case len(b) == 25 && string(b[19:]) == "+00:00":
+	case len(b) == 20 && b[19] == 'Z':
+	default:
+		return time.Time{}, false
+	}
+	if b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(i, n int) (int, bool) {
+		v := 0
+		for _, c := range b[i : i+n] {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	year, ok1 := num(0, 4)
+	month, ok2 := num(5, 2)
+	day, ok3 := num(8, 2)
+	hour, ok4 := num(11, 2)
+	minute, ok5 := num(14, 2)
+	sec, ok6 := num(17, 2)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC)
+	if t.Day() != day { // the 31st of a 30-day month: time.Date moved it on; parseTime refuses it
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // metricNames maps metric ids to names from a page's included metrics, for events' metric_name.
@@ -287,13 +357,13 @@ func (sh *shaper) flatRows(out *rowSink, res klaviyo.Resource, sc *readScope) (r
 		if !ok || !sh.want(rf.field) {
 			continue
 		}
-		id, ok := r.ToOneID()
+		id, ok := r.ToOneIDBytes()
 		if !ok {
 			continue
 		}
-		out.str(rf.field, id)
+		out.strBytes(rf.field, id)
 		if rf.field == "metric_id" && sc.metricNames != nil && sh.want("metric_name") {
-			if name, ok := sc.metricNames[id]; ok {
+			if name, ok := sc.metricNames[string(id)]; ok {
 				out.str("metric_name", name)
 			}
 		}

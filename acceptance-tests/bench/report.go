@@ -184,8 +184,29 @@ func goals(rs []result) string {
 		if r.sc.rssGoal {
 			fmt.Fprintf(&b, "- Goal peak RSS < 64 MiB (%s): %.1f MiB, %s.\n", r.sc.name, r.rssMiB(), mark(r.rssMiB() < 64))
 		}
+		b.WriteString(cpuGoalOfIssue12(r))
 	}
 	return b.String()
+}
+
+// cpuGoalOfIssue12 is issue 12's CPU line, "" for scenarios it does not name: at most 5 CPU s per million records
+// on the CPU-bound scenario, and 15 for profiles with subscriptions at the rate-bound pace (rate-profiles).
+func cpuGoalOfIssue12(r result) string {
+	limit, what := 0.0, ""
+	switch r.sc.name {
+	case "cpu":
+		limit, what = 5, "CPU-bound"
+	case "rate-profiles":
+		limit, what = 15, "profiles with subscriptions"
+	default:
+		return ""
+	}
+	v := r.cpuPerMillion()
+	verdict := "met"
+	if v > limit {
+		verdict = "NOT met"
+	}
+	return fmt.Sprintf("- Goal ≤ %.0f CPU s per million records, %s (issue 12): %.2f, %s.\n", limit, what, v, verdict)
 }
 
 func topEndpoints(r result, n int) string {

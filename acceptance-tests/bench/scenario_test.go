@@ -155,3 +155,15 @@ func TestMidRunCountsWholeMinutes(t *testing.T) {
 	_, ok = skewed2.midRun("/api/events")
 	assert.False(t, ok, "a stream that ended inside the stretch has no mid-run pace")
 }
+
+// Issue 12's CPU goals are reported for the CPU-bound scenario and for profiles with subscriptions.
+func TestCPUGoalsOfIssue12(t *testing.T) {
+	t.Parallel()
+	o := defaults()
+	cpu := result{sc: cpuBound(o), records: 2_000_000, cpu: 9 * time.Second}
+	profiles := result{sc: rateProfiles(o), records: 1_000_000, cpu: 16 * time.Second}
+	out := goals([]result{cpu, profiles})
+	assert.Contains(t, out, "- Goal ≤ 5 CPU s per million records, CPU-bound (issue 12): 4.50, met.")
+	assert.Contains(t, out, "- Goal ≤ 15 CPU s per million records, profiles with subscriptions (issue 12): 16.00, NOT met.")
+	assert.NotContains(t, goals([]result{{sc: cpuMaps(o), records: 1, cpu: time.Second}}), "issue 12")
+}

@@ -12,6 +12,7 @@ import (
 )
 
 func main() {
+	tuneGC(os.Getenv)
 	// SIGTERM and SIGINT cancel the sync; the engine then writes its buffered records and the state that covers
 	// them before the process exits.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

@@ -29,6 +29,54 @@ type Resource struct {
 	ID            string                  `json:"id"`
 	Attributes    json.RawMessage         `json:"attributes"`
 	Relationships map[string]Relationship `json:"relationships"`
+
+	// keys are the offsets in Attributes of each top-level member's name, in order, when indexed is set: the page
+	// decoder walks every member to validate it anyway, and noting where each starts lets Attribute find a
+	// record's cursor without walking a profile's 3 KB of subscriptions and properties again.
+	keys    []int32
+	indexed bool
+}
+
+// Attribute returns the raw JSON value of the top-level attribute name, the first if it repeats. indexed is false
+// when the resource carries no index of its attributes (it was not decoded by the page path, or a member name has
+// escapes): the caller must then look for the name itself.
+func (r Resource) Attribute(name string) (value []byte, found, indexed bool) {
+	if !r.indexed {
+		return nil, false, false
+	}
+	// Every step is checked, so that an index that is not of these attributes (a caller replaced them in its
+	// copy of the resource) sends the caller to its own scan instead of reading out of place.
+	a := r.Attributes
+	last := len(a) - 1 // the object's closing brace
+	if last < 1 || a[last] != '}' {
+		return nil, false, false
+	}
+	for n, off := range r.keys {
+		o, end := int(off), last
+		if n+1 < len(r.keys) {
+			end = int(r.keys[n+1]) // the next name, after a comma
+		}
+		if o <= 0 || end <= o || end > last || a[o] != '"' {
+			return nil, false, false
+		}
+		m := a[o+1 : end] // name"  :  value  [,]
+		if len(m) <= len(name) || m[len(name)] != '"' || string(m[:len(name)]) != name {
+			continue
+		}
+		v := bytes.TrimSpace(m[len(name)+1:])
+		if len(v) == 0 || v[0] != ':' {
+			return nil, false, false
+		}
+		v = bytes.TrimSpace(v[1:])
+		if end != last {
+			if len(v) == 0 || v[len(v)-1] != ',' {
+				return nil, false, false
+			}
+			v = bytes.TrimSpace(v[:len(v)-1])
+		}
+		return v, true, true
+	}
+	return nil, false, true
 }
 
 // Relationship is one entry of a resource's relationships: Data is a {type,id} object (to-one), an array of them
@@ -45,25 +93,33 @@ type linkage struct {
 
 // ToOneID returns the id of a to-one relationship; ok is false when it is null, absent or not an object.
 func (r Relationship) ToOneID() (id string, ok bool) {
+	b, ok := r.ToOneIDBytes()
+	return string(b), ok
+}
+
+// ToOneIDBytes is ToOneID without a copy when the identifier is written plainly (as Klaviyo writes them): the id's
+// bytes inside Data, which the caller must not change. A record's relationship ids are written into it and
+// dropped, so copying them into strings was two allocations per event.
+func (r Relationship) ToOneIDBytes() (id []byte, ok bool) {
 	d := bytes.TrimSpace(r.Data)
 	if len(d) == 0 || d[0] != '{' {
-		return "", false
+		return nil, false
 	}
 	if id, done, ok := plainLinkageID(d); done {
 		return id, ok
 	}
 	var l linkage
 	if err := json.Unmarshal(d, &l); err != nil || l.ID == "" {
-		return "", false
+		return nil, false
 	}
-	return l.ID, true
+	return []byte(l.ID), true
 }
 
 // plainLinkageID reads the id of a resource identifier written plainly, as Klaviyo writes them:
 // {"type":"metric","id":"UxxK4u"}, string values without escapes. It runs for every relationship of every record,
 // where a full decode costs several allocations. done is false when the object is anything else (escapes, nested
 // values, odd key case) and the caller must use the full decoder.
-func plainLinkageID(d []byte) (id string, done, ok bool) {
+func plainLinkageID(d []byte) (id []byte, done, ok bool) {
 	i := 1
 	ws := func() {
 		for i < len(d) && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r') {
@@ -89,47 +145,47 @@ func plainLinkageID(d []byte) (id string, done, ok bool) {
 	var found []byte
 	ws()
 	if i < len(d) && d[i] == '}' {
-		return "", i == len(d)-1, false
+		return nil, i == len(d)-1, false
 	}
 	for {
 		ws()
 		key, kok := str()
 		if !kok {
-			return "", false, false
+			return nil, false, false
 		}
 		ws()
 		if i >= len(d) || d[i] != ':' {
-			return "", false, false
+			return nil, false, false
 		}
 		i++
 		ws()
 		val, vok := str()
 		if !vok {
-			return "", false, false
+			return nil, false, false
 		}
 		switch {
 		case string(key) == "id":
 			found = val
 		case len(key) == 2 && bytes.EqualFold(key, []byte("id")):
-			return "", false, false // the full decoder matches keys case-insensitively; let it decide
+			return nil, false, false // the full decoder matches keys case-insensitively; let it decide
 		}
 		ws()
 		if i >= len(d) {
-			return "", false, false
+			return nil, false, false
 		}
 		switch d[i] {
 		case ',':
 			i++
 		case '}':
 			if i != len(d)-1 {
-				return "", false, false
+				return nil, false, false
 			}
 			if len(found) == 0 {
-				return "", true, false
+				return nil, true, false
 			}
-			return string(found), true, true
+			return found, true, true
 		default:
-			return "", false, false
+			return nil, false, false
 		}
 	}
 }
@@ -235,13 +291,21 @@ func decodeDocument(r io.Reader) (*Document, error) {
 // malformed JSON, trailing bytes, a missing data member, a resource without type or id, or attributes that are not
 // an object. A body that fails here is worth retrying; the caller decides.
 func decodeBytes(body []byte) (doc *Document, err error) {
-	// The decoder is a third-party parser fed bytes from the network; a bug in it must cost one retry, not the
-	// process.
+	// The decoders parse bytes from the network; a bug in one must cost one retry, not the process.
 	defer func() {
 		if p := recover(); p != nil {
 			doc, err = nil, fmt.Errorf("decode JSON:API document: decoder panicked: %v", p)
 		}
 	}()
+	if doc, ok := decodePage(body); ok {
+		return doc, nil
+	}
+	return decodeGeneral(body)
+}
+
+// decodeGeneral is decodeBytes for any body: goccy/go-json decodes it, then checkResources validates (and repairs)
+// what it captured. decodePage takes the common case first; this path keeps every other case as it always was.
+func decodeGeneral(body []byte) (*Document, error) {
 	var c wireCollection
 	if err := json.Unmarshal(body, &c); err == nil && c.Data != nil {
 		return newDocument(c.Data, c.Included, c.Links.Next)

@@ -3,6 +3,7 @@ package klaviyo
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -154,8 +155,9 @@ const (
 	highBits = 0x8080808080808080
 )
 
-// special is non-zero when some byte of x needs a closer look. It may flag a plain word (a borrow from a flagged
-// byte spills into the next), never the reverse; the byte loop then decides exactly.
+// special is non-zero when some byte of x (little-endian) needs a closer look. It may flag a plain byte above a
+// flagged one (a borrow spills into the next), never one below it and never a plain word; the byte loop then
+// decides exactly.
 func special(x uint64) uint64 {
 	q := x ^ (ones * '"')
 	bs := x ^ (ones * '\\')
@@ -166,7 +168,13 @@ func (v *validator) str() error {
 	b := v.b
 	i := v.i + 1 // opening quote
 	for {
-		for i+8 <= len(b) && special(binary.LittleEndian.Uint64(b[i:])) == 0 {
+		// Jump to the first byte that needs a look: the lowest flagged byte of a word always does (special's
+		// false flags sit above a true one), so the bytes before it are not looked at twice.
+		for i+8 <= len(b) {
+			if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
 			i += 8
 		}
 		if i >= len(b) {
