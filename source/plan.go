@@ -139,11 +139,13 @@ func (p planner) plan(ctx context.Context, sel catalog.Selection, sh *shaper, pr
 		lo := prev.At
 		if s.LookbackOption != "" {
 			sp.lookback = p.cfg.Minutes(s.LookbackOption)
-			if !prev.From.IsZero() {
+			if !prev.From.IsZero() && prev.From.Before(prev.At) {
 				// Re-read the lookback below the checkpoint: records that arrived late (with a cursor already
 				// passed) are written; those the state lists as written are skipped. Only as far as the state
 				// lists, so nothing is written twice; a state without a list (an older release's, or a first sync)
-				// starts at its cursor, and lists its lookback from then on.
+				// starts at its cursor, and lists its lookback from then on. A list that starts at or above the
+				// cursor (written by an earlier build when a backfill was killed before its checkpoint moved) is
+				// ignored: starting there would skip everything between the cursor and it.
 				lo = later(prev.At.Add(-sp.lookback), prev.From)
 			}
 		}

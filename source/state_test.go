@@ -1,6 +1,7 @@
 package source
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -273,4 +274,34 @@ func TestTrackerListsTheLookback(t *testing.T) {
 	tr.add([]*window{w})
 	tr.observe(w, "e0", t0)
 	require.Equal(t, cursorState{At: t0, IDs: []string{"e0"}}, tr.cursor())
+}
+
+// A backfill killed before its checkpoint moved resumes at its cursor: its state must not list a lookback that
+// starts above the cursor, which would make the next sync start there and skip everything between (a kill test
+// found 433 events lost this way). A state written that way by an earlier build is read from its cursor.
+func TestKilledBackfillKeepsItsCursorAsTheLowerBound(t *testing.T) {
+	at := ts("2026-01-17T03:15:39Z")
+	syncStart := ts("2026-11-29T19:34:21Z")
+	prev := cursorState{At: at, IDs: []string{"HCXKCZrP4b"}}
+	tr := newTracker(prev, syncStart)
+	tr.lookback = time.Hour
+	w := &window{lo: at, hi: syncStart, sorted: true}
+	tr.add([]*window{w})
+	c := tr.cursor()
+	require.Equal(t, at, c.At, "nothing was written: the checkpoint holds")
+	require.True(t, c.From.IsZero(), "no lookback list above the cursor: %s", c.From)
+	require.Empty(t, c.Recent)
+
+	events, _ := catalog.Lookup("events")
+	cfg, err := ParseConfig("config.json", []byte(`{"api_key":"pk_x"}`))
+	require.NoError(t, err)
+	sel := catalog.Selection{Stream: events, Incremental: true}
+	sh, err := newShaper(sel)
+	require.NoError(t, err)
+	written := json.RawMessage(`{"datetime":"2026-01-17T03:15:39Z","ids_at_cursor":["HCXKCZrP4b"],"lookback_from":"2026-11-29T18:34:21Z","lookback_ids":[],"state_version":1}`)
+	src := &fakePlanSource{first: map[string]time.Time{"/api/events": at}}
+	sp, err := planner{cfg: cfg, syncStart: syncStart, src: src}.plan(context.Background(), sel, sh, written)
+	require.NoError(t, err)
+	require.NotEmpty(t, sp.windows)
+	require.Equal(t, at, sp.windows[0].lo, "the read starts at the cursor, not at the lookback list above it")
 }

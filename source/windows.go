@@ -251,8 +251,16 @@ func (t *tracker) cursor() cursorState {
 // the checkpoint has not moved, from the previous state (records of its lookback not re-read yet).
 func (t *tracker) recentBelow(best time.Time, unbounded bool, safe time.Time) (time.Time, []string) {
 	from := later(best.Add(-t.lookback), t.syncStart.Add(-t.lookback))
-	if !from.Before(best) && !best.Equal(t.prev.At) {
-		return time.Time{}, nil // a checkpoint below the listed range: resumed exactly at its cursor
+	// A checkpoint that has not moved keeps the previous state's list, which may reach further down.
+	kept := best.Equal(t.prev.At) && !t.prev.From.IsZero() && t.prev.From.Before(t.prev.At)
+	if kept && t.prev.From.Before(from) {
+		from = t.prev.From
+	}
+	if !from.Before(best) {
+		// A checkpoint below the listed range (a backfill, killed or not yet past the last lookback): it resumes
+		// exactly at its cursor. A list starting above the cursor would make the next sync start there and skip
+		// everything between.
+		return time.Time{}, nil
 	}
 	seen := map[string]bool{}
 	var ids []string
@@ -262,12 +270,9 @@ func (t *tracker) recentBelow(best time.Time, unbounded bool, safe time.Time) (t
 			ids = append(ids, id)
 		}
 	}
-	if best.Equal(t.prev.At) {
+	if kept {
 		for _, id := range t.prev.Recent {
 			add(id)
-		}
-		if !t.prev.From.IsZero() && t.prev.From.Before(from) {
-			from = t.prev.From
 		}
 	}
 	for _, w := range t.windows {
