@@ -185,16 +185,7 @@ func TestKillRestartLosesNothing(t *testing.T) {
 	co := parseAirbyte(t, clean.stdout)
 	cleanLines := countLines(clean.stdout)
 
-	rng := rand.New(rand.NewPCG(77, uint64(kills)))
-	var tally killTally
-	for chain := 1; tally.kills < kills; chain++ {
-		t.Run("chain="+strconv.Itoa(chain), func(t *testing.T) {
-			killChain(t, rng, kills-tally.kills, cleanLines, cfg, cat, streams, co, &tally)
-		})
-		if t.Failed() {
-			break
-		}
-	}
+	tally := killChains(t, 77, kills, cleanLines, cfg, cat, streams, co)
 	t.Logf("SOAK kills: %d SIGKILLs survived over %d runs; %d records read, %d incremental duplicates, %d full-refresh re-reads; union equals the clean sync (%d records)",
 		tally.kills, tally.runs, tally.records, tally.incDuplicates, tally.fullRereads, cleanTotal(co, streams))
 }
@@ -218,16 +209,7 @@ func TestKillRestartWhileWindowsSplit(t *testing.T) {
 	co := parseAirbyte(t, clean.stdout)
 	cleanLines := countLines(clean.stdout)
 
-	rng := rand.New(rand.NewPCG(79, uint64(kills)))
-	var tally killTally
-	for chain := 1; tally.kills < kills; chain++ {
-		t.Run("chain="+strconv.Itoa(chain), func(t *testing.T) {
-			killChain(t, rng, kills-tally.kills, cleanLines, cfg, cat, []catalog.Stream{events}, co, &tally)
-		})
-		if t.Failed() {
-			break
-		}
-	}
+	tally := killChains(t, 79, kills, cleanLines, cfg, cat, []catalog.Stream{events}, co)
 	t.Logf("SOAK kills while windows split: %d SIGKILLs survived over %d runs; %d records read, %d incremental duplicates; union equals the clean sync (%d records)",
 		tally.kills, tally.runs, tally.records, tally.incDuplicates, len(co.Records("events")))
 }
@@ -238,6 +220,22 @@ func cleanTotal(o protocol.Messages, streams []catalog.Stream) int {
 		n += len(o.Records(s.Name))
 	}
 	return n
+}
+
+// killChains runs kill chains (killChain) until kills SIGKILLs have been survived, or one chain fails; the kill
+// points come from a generator seeded with seed, so a run can be repeated.
+func killChains(t *testing.T, seed uint64, kills, cleanLines int, cfg, cat string, streams []catalog.Stream, clean protocol.Messages) killTally {
+	rng := rand.New(rand.NewPCG(seed, uint64(kills)))
+	var tally killTally
+	for chain := 1; tally.kills < kills; chain++ {
+		t.Run("chain="+strconv.Itoa(chain), func(t *testing.T) {
+			killChain(t, rng, kills-tally.kills, cleanLines, cfg, cat, streams, clean, &tally)
+		})
+		if t.Failed() {
+			break
+		}
+	}
+	return tally
 }
 
 // killChain restarts one sync until a run completes; it kills at most `budget` runs.
