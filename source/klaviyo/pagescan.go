@@ -221,6 +221,21 @@ func (s *pageScanner) document() bool {
 
 // links reads the links object for next, a string or null.
 func (s *pageScanner) links() bool {
+	return s.oneMember("next", 2, func() bool {
+		if s.isNull() {
+			return true
+		}
+		v, ok := s.plainString()
+		if ok {
+			s.next = string(v)
+		}
+		return ok
+	})
+}
+
+// oneMember reads an object of which one member, want, matters: read reads its value (it may appear once), every
+// other member's value is skipped at most depth levels deep.
+func (s *pageScanner) oneMember(want string, depth int, read func() bool) bool {
 	empty, ok := s.open('{', '}')
 	if !ok {
 		return false
@@ -234,7 +249,7 @@ func (s *pageScanner) links() bool {
 		if !ok {
 			return false
 		}
-		m, ok := member(name, "next")
+		m, ok := member(name, want)
 		if !ok {
 			return false
 		}
@@ -243,15 +258,11 @@ func (s *pageScanner) links() bool {
 			return false
 		case m == 0:
 			seen = true
-			if !s.isNull() {
-				v, ok := s.plainString()
-				if !ok {
-					return false
-				}
-				s.next = string(v)
+			if !read() {
+				return false
 			}
 		default:
-			if !s.skip(2) {
+			if !s.skip(depth) {
 				return false
 			}
 		}
@@ -438,45 +449,15 @@ func (s *pageScanner) relationships() (int, bool) {
 
 // relationship reads one relationship object, keeping its data member raw.
 func (s *pageScanner) relationship(rel *relEntry) bool {
-	empty, ok := s.open('{', '}')
-	if !ok {
-		return false
-	}
-	if empty {
+	return s.oneMember("data", 5, func() bool {
+		start := s.i
+		if !s.skip(5) {
+			return false
+		}
+		rel.data = s.b[start:s.i]
+		s.raw += s.i - start
 		return true
-	}
-	seen := false
-	for {
-		name, ok := s.key()
-		if !ok {
-			return false
-		}
-		m, ok := member(name, "data")
-		if !ok {
-			return false
-		}
-		switch {
-		case m == 0 && seen:
-			return false
-		case m == 0:
-			seen = true
-			start := s.i
-			if !s.skip(5) {
-				return false
-			}
-			rel.data = s.b[start:s.i]
-			s.raw += s.i - start
-		default:
-			if !s.skip(5) {
-				return false
-			}
-		}
-		if more, ok := s.more('}'); !ok {
-			return false
-		} else if !more {
-			return true
-		}
-	}
+	})
 }
 
 // finish copies the raw values the resources hold out of the body, which the client reuses for the next page:
