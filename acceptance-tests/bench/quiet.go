@@ -412,15 +412,7 @@ func quietReport(sc scenario, first, second result, reqs []sandboxRequest) strin
 	if len(second.byStream) > 0 {
 		fmt.Fprintf(&b, "Records of the second sync by stream: %s.\n", topStreams(second.byStream, len(second.byStream)))
 	}
-	if len(second.finished) > 1 {
-		fmt.Fprintf(&b, "Last streams to finish (s after start): %s.\n", lastFinished(second.finished, 8))
-	}
-	if second.warnings > 0 {
-		fmt.Fprintf(&b, "%d WARN log lines, e.g. `%s`.\n", second.warnings, second.warnSample[0])
-	}
-	for _, e := range second.errors {
-		fmt.Fprintf(&b, "ERROR: `%s`\n", e)
-	}
+	writeEnding(&b, "", second, 8)
 	return b.String()
 }
 

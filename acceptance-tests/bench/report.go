@@ -134,17 +134,23 @@ func report(m machine, o options, rs []result) string {
 					s.Path, scaled(endpointBudgets()[s.Path], r.sc.factor), byMinute(pace))
 			}
 		}
-		if len(r.finished) > 1 {
-			fmt.Fprintf(&b, "  Last streams to finish (s after start): %s.\n", lastFinished(r.finished, 6))
-		}
-		if r.warnings > 0 {
-			fmt.Fprintf(&b, "  %d WARN log lines, e.g. `%s`.\n", r.warnings, r.warnSample[0])
-		}
-		for _, e := range r.errors {
-			fmt.Fprintf(&b, "  ERROR: `%s`\n", e)
-		}
+		writeEnding(&b, "  ", r, 6)
 	}
 	return b.String()
+}
+
+// writeEnding writes how a sync ended, each line indented: its last streams to finish (at most last of them), its
+// WARN log lines and its errors.
+func writeEnding(b *strings.Builder, indent string, r result, last int) {
+	if len(r.finished) > 1 {
+		fmt.Fprintf(b, "%sLast streams to finish (s after start): %s.\n", indent, lastFinished(r.finished, last))
+	}
+	if r.warnings > 0 {
+		fmt.Fprintf(b, "%s%d WARN log lines, e.g. `%s`.\n", indent, r.warnings, r.warnSample[0])
+	}
+	for _, e := range r.errors {
+		fmt.Fprintf(b, "%sERROR: `%s`\n", indent, e)
+	}
 }
 
 // goals checks the issues' targets: ≥ 90% of the steady ceiling for events and profiles; ≤ 10 CPU-seconds per
