@@ -113,8 +113,13 @@ func TestRequestsSinceListsTheRequestsOfOneSync(t *testing.T) {
 
 	got := s.RequestsSince(int64(before))
 	require.Len(t, got, 2)
+	assert.Positive(t, got[0].Arrived, "each request says when it arrived")
+	assert.LessOrEqual(t, got[0].Arrived, got[1].Arrived, "in the order they arrived")
+	assert.GreaterOrEqual(t, got[0].Micros, int64(0))
+	first := got[0]
+	first.Arrived, first.Micros = 0, 0
 	assert.Equal(t, Request{Seq: int64(before) + 1, Method: "GET", Path: "/api/events",
-		URI: "/api/events?filter=greater-than(datetime,2025-10-01T00:00:00Z)", Status: 200}, got[0])
+		URI: "/api/events?filter=greater-than(datetime,2025-10-01T00:00:00Z)", Status: 200}, first)
 	assert.Equal(t, "/api/lists/{id}/profiles", got[1].Path)
 	assert.Equal(t, 404, got[1].Status)
 	assert.Len(t, s.RequestsSince(0), 3, "every request from the start")
@@ -141,7 +146,7 @@ func TestRequestLogKeepsTheLastRequests(t *testing.T) {
 	st := newStats()
 	n := recentRequests + 250
 	for i := 1; i <= n; i++ {
-		st.record("/api/events", 200, "GET", "/api/events?i="+strconv.Itoa(i))
+		st.record("/api/events", 200, "GET", "/api/events?i="+strconv.Itoa(i), time.Now())
 	}
 	s := &Server{stats: st}
 	all := s.RequestsSince(0)

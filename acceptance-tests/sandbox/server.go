@@ -299,8 +299,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
 	if rep, ok := s.reports[reportPath(r.URL.Path)]; ok {
-		s.stats.record(rep.Path, s.handleReport(w, r, rep), r.Method, r.URL.RequestURI())
+		s.stats.record(rep.Path, s.handleReport(w, r, rep), r.Method, r.URL.RequestURI(), arrived)
 		return
 	}
 	ep, ids, ok := s.spec.match(r.URL.Path)
@@ -309,7 +310,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		label = ep.Path
 	}
 	status := s.handleAPI(w, r, ep, ids, ok)
-	s.stats.record(label, status, r.Method, r.URL.RequestURI())
+	s.stats.record(label, status, r.Method, r.URL.RequestURI(), arrived)
 }
 
 // handleAPI answers one API request and returns the status it sent (0 for a dropped connection).

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // stats counts requests per endpoint template and status for benchmarks and fault tests, and keeps the last
@@ -24,7 +25,7 @@ func newStats() *stats {
 	return &stats{byPath: map[string]map[int]int{}, recent: make([]Request, 0, 1024)}
 }
 
-func (st *stats) record(path string, status int, method, uri string) {
+func (st *stats) record(path string, status int, method, uri string, arrived time.Time) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	m := st.byPath[path]
@@ -34,7 +35,8 @@ func (st *stats) record(path string, status int, method, uri string) {
 	}
 	m[status]++
 	st.seq++
-	req := Request{Seq: st.seq, Method: method, Path: path, URI: uri, Status: status}
+	req := Request{Seq: st.seq, Method: method, Path: path, URI: uri, Status: status, Arrived: arrived.UnixMicro(),
+		Micros: time.Since(arrived).Microseconds()}
 	if len(st.recent) < recentRequests {
 		st.recent = append(st.recent, req)
 		return
@@ -43,13 +45,17 @@ func (st *stats) record(path string, status int, method, uri string) {
 }
 
 // Request is one request the sandbox answered: its number since the start, method, endpoint template, the
-// request URI as sent (path and query) and the status given ("0" for a dropped connection).
+// request URI as sent (path and query), the status given ("0" for a dropped connection), and when it arrived (Unix
+// microseconds) and how long it took to answer, so a benchmark can draw a short sync's timeline against the
+// per-second windows the rate limits count in.
 type Request struct {
-	Seq    int64  `json:"seq"`
-	Method string `json:"method"`
-	Path   string `json:"path"`
-	URI    string `json:"uri"`
-	Status int    `json:"status"`
+	Seq     int64  `json:"seq"`
+	Method  string `json:"method"`
+	Path    string `json:"path"`
+	URI     string `json:"uri"`
+	Status  int    `json:"status"`
+	Arrived int64  `json:"arrived_us"`
+	Micros  int64  `json:"micros"`
 }
 
 // RequestsSince returns the requests numbered after seq, oldest first, among the last 20,000 kept; a benchmark
