@@ -122,7 +122,7 @@ func TestAboutAndVersion(t *testing.T) {
 		require.True(t, strings.HasPrefix(r.stdout, "# tap-klaviyo\n"))
 		require.Contains(t, r.stdout, "Version: "+source.Version)
 		require.Contains(t, r.stdout, "| api_key | true |")
-		require.Contains(t, r.stdout, "| max_concurrency | false | 32 |")
+		require.Contains(t, r.stdout, "| max_concurrency | false | 128 |")
 	})
 	for _, flag := range []string{"--version", "-v"} {
 		t.Run(flag, func(t *testing.T) {

@@ -200,8 +200,10 @@ func TestPlanStreamStateToRequests(t *testing.T) {
 			reads: []string{"[/api/accounts 1/s 15/min] /api/accounts?"},
 		},
 		{
-			name: "full refresh of a stream whose tier allows two windows: one per variant, no probe", stream: "flows", full: true, mode: readWindows,
-			first: map[string]time.Time{"/api/flows": at("2026-01-09T23:30:00Z")},
+			// Flows are S tier (3 a second); at half the budget the client counts a burst of 2.
+			name: "full refresh of a stream whose budget allows two windows: one per variant, no probe", stream: "flows", full: true, mode: readWindows,
+			config: `,"rate_limit_scale":0.5`,
+			first:  map[string]time.Time{"/api/flows": at("2026-01-09T23:30:00Z")},
 			reads: []string{
 				"[/api/flows 3/s 60/min] /api/flows?filter=equals(archived,false),greater-or-equal(updated,1970-01-01T00:00:00Z)&page[size]=50&sort=updated",
 				"[/api/flows 3/s 60/min] /api/flows?filter=equals(archived,true),greater-or-equal(updated,1970-01-01T00:00:00Z)&page[size]=50&sort=updated",
@@ -322,4 +324,34 @@ func TestEveryShapeAndCursorFieldOfTheTableIsRead(t *testing.T) {
 	}
 	_, err := shapeOf("unknown")
 	require.ErrorContains(t, err, `shape "unknown" is not implemented`)
+}
+
+// A stream gets as many windows as the burst the client counts can keep busy (a whole burst at once, for a small
+// sync), no more than max_concurrency requests in flight, and none shorter than an hour.
+func TestWindowCountFollowsTheBurstTheClientCounts(t *testing.T) {
+	events, ok := catalog.Lookup("events")
+	require.True(t, ok)
+	profiles, ok := catalog.Lookup("profiles")
+	require.True(t, ok)
+	long := 365 * 24 * time.Hour
+	for _, tc := range []struct {
+		name   string
+		config string
+		s      catalog.Stream
+		span   time.Duration
+		want   int
+	}{
+		{"profiles: the L tier's burst of 75", ``, profiles, long, 75},
+		{"events: the XL tier's 350, bounded by max_concurrency's default", ``, events, long, 128},
+		{"events at a tenth of the budget: a burst of 35", `,"rate_limit_scale":0.1`, events, long, 35},
+		{"a lower max_concurrency bounds it", `,"max_concurrency":16`, events, long, 16},
+		{"never a window shorter than an hour", ``, events, 5*time.Hour + 59*time.Minute, 5},
+		{"at least one window", ``, events, time.Minute, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := ParseConfig("config.json", []byte(`{"api_key":"pk_x"`+tc.config+`}`))
+			require.NoError(t, err)
+			require.Equal(t, tc.want, planner{cfg: cfg}.windowCount(tc.s, tc.span))
+		})
+	}
 }

@@ -175,7 +175,7 @@ func TestParseConfig(t *testing.T) {
 	c, err := ParseConfig("config.json", []byte(`{"api_key":"pk_x","start_date":"2024-01-02T03:04:05Z","unknown":1}`))
 	require.NoError(t, err)
 	require.Equal(t, DefaultBaseURL, c.BaseURL)
-	require.Equal(t, 32, c.MaxConcurrency)
+	require.Equal(t, 128, c.MaxConcurrency)
 	require.True(t, c.Flag("profile_subscriptions"), "profile_subscriptions defaults to the SPEC's true")
 	require.False(t, c.Flag("profile_predictive_analytics"))
 	require.Empty(t, c.List("event_metric_ids"))

@@ -18,12 +18,12 @@ type Budget struct {
 const (
 	// jitterMargin lengthens both windows the client counts in (1 s + margin, 60 s + margin). Klaviyo counts a
 	// request when it arrives, on its own clock; two requests whose trip times differ by d arrive up to d closer
-	// together than they left (queueing, and a new connection's TCP and TLS handshakes while a later request reuses
-	// one). Counting in windows that much longer keeps each of Klaviyo's windows within its limit as long as trip
-	// times differ by less than the margin. 100 ms is several round trips within a cloud region or to a nearby TLS
-	// edge; it costs a small sync 0.1 s per extra second of burst and a long sync 0.17% of the steady rate. Beyond it
-	// (a lost packet's retransmission, a handshake across an ocean), a 429 can still come: the slow-down handles it.
-	jitterMargin = 100 * time.Millisecond
+	// together than they left. The log holds the moment a request is written to its connection (endpoint.left), so a
+	// new connection's TCP and TLS handshakes and the client's own scheduling are not part of d; what is left is the
+	// network's jitter and queueing on Klaviyo's side. 50 ms is many times a cloud region's jitter; it costs a small
+	// sync 0.05 s per extra second of burst (300 profile pages: 0.2 s of 4.8) and a long sync 0.08% of the steady
+	// rate. Beyond it (a lost packet's retransmission), a 429 can still come: the slow-down handles it.
+	jitterMargin = 50 * time.Millisecond
 	// minFactor is the slowest an endpoint gets after repeated 429s: 1/16 of its budget, so it still makes
 	// progress and can observe that the pressure is gone.
 	minFactor = 1.0 / 16
@@ -100,6 +100,31 @@ func (l *sendLog) delay(t time.Time) time.Duration {
 		d = max(d, s+longWindow-at)
 	}
 	return d
+}
+
+// left moves a logged send from taken to left, when it left later than it was logged: a request waits for a
+// connection (a new one's TCP and TLS handshakes) between taking its place in the log and going out. The send is
+// found from the newest end, where it almost always is, and kept in order. A send no longer logged (dropped as
+// older than a long window) or that left no later is left alone. Moving a send later only delays the sends that
+// follow it; those decided while it was still waiting saw it as more recent than it is, which errs the safe way,
+// unless it waited longer than a short window, where a 429 can come and the slow-down handles it.
+func (l *sendLog) left(taken, left time.Time) {
+	from, to := taken.Sub(l.origin), left.Sub(l.origin)
+	if to <= from {
+		return
+	}
+	i := len(l.at) - 1
+	for i >= 0 && l.at[i] != from {
+		i--
+	}
+	if i < 0 {
+		return
+	}
+	for i+1 < len(l.at) && l.at[i+1] < to {
+		l.at[i] = l.at[i+1]
+		i++
+	}
+	l.at[i] = to
 }
 
 // record logs a send at t, which the caller has checked delay allows, and drops the sends it makes irrelevant.
@@ -212,6 +237,13 @@ func (e *endpoint) take(now time.Time) bool {
 	}
 	e.log.record(now)
 	return true
+}
+
+// left notes that the request logged at taken went out at at (see sendLog.left).
+func (e *endpoint) left(taken, at time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.log.left(taken, at)
 }
 
 // throttled records a 429 for a request sent at sentAt. It closes the endpoint until until (when set) and halves its

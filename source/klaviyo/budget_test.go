@@ -1,8 +1,10 @@
 package klaviyo
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"sort"
 	"testing"
 	"time"
@@ -299,3 +301,50 @@ func TestScaledBudgetsAreWholeRequests(t *testing.T) {
 	assert.Equal(t, Budget{Burst: 150, PerMinute: 1500}, TierL().scaled(2))
 	assert.Equal(t, TierM(), TierM().scaled(1))
 }
+
+func TestASendThatLeftLateCountsFromWhenItLeft(t *testing.T) {
+	t.Parallel()
+	ep := newEndpoint(Budget{Burst: 3, PerMinute: 100}, 1, t0)
+	for range 3 {
+		require.True(t, ep.take(t0))
+	}
+	// One of the burst waited 400 ms for a new connection: it counts from then.
+	ep.left(t0, t0.Add(400*time.Millisecond))
+	assert.Equal(t, []time.Duration{0, 0, 400 * time.Millisecond}, ep.log.at, "the log stays in order")
+	assert.Equal(t, shortWindow, ep.tokenDelay(t0), "the two sends still logged at t0 set the next slot")
+	require.True(t, ep.take(t0.Add(shortWindow)))
+	require.True(t, ep.take(t0.Add(shortWindow)))
+	assert.Equal(t, 400*time.Millisecond, ep.tokenDelay(t0.Add(shortWindow)),
+		"the sixth waits for the send that left late to be a window old, not for the moment it was logged")
+
+	// A send that left no later than it was logged, or is no longer logged, changes nothing.
+	ep.left(t0.Add(shortWindow), t0.Add(shortWindow))
+	ep.left(t0.Add(-time.Hour), t0)
+	assert.Equal(t, []time.Duration{0, 0, 400 * time.Millisecond, shortWindow, shortWindow}, ep.log.at)
+}
+
+func TestTheClientLogsASendWhenItIsWritten(t *testing.T) {
+	t.Parallel()
+	var f *fixture
+	// The transport takes 300 ms (of the fake clock) to get a connection before it writes the request, as a new
+	// connection's handshakes do.
+	f = setup(t, func(c *Config) {
+		c.HTTPClient = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			_ = f.clock.Sleep(r.Context(), 300*time.Millisecond)
+			return http.DefaultTransport.RoundTrip(r)
+		})}
+	})
+	f.mux.HandleFunc("/api/x", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, page("")) })
+	start := f.clock.Now()
+	_, err := f.c.Get(context.Background(), Request{Endpoint: "/api/x", Path: "/api/x", Budget: Budget{Burst: 1, PerMinute: 10}})
+	require.NoError(t, err)
+	ep := f.c.endpoint(Request{Endpoint: "/api/x", Budget: Budget{Burst: 1, PerMinute: 10}})
+	require.Len(t, ep.log.at, 1)
+	assert.Equal(t, start.Add(300*time.Millisecond), ep.log.origin.Add(ep.log.at[0]),
+		"the send is logged when it was written, after the wait for a connection")
+}
+
+// roundTripFunc is an http.RoundTripper from a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
