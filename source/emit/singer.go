@@ -2,6 +2,7 @@ package emit
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,6 +36,10 @@ type Singer struct {
 	stampSec int64  // the second the cached stamp was formatted for
 	stamp    []byte // `,"time_extracted":"<RFC 3339>"}` + "\n", reformatted once per second, not per record
 	scratch  []byte
+	// lastState is the STATE line written last: a line equal to it is not written again. A stream's checkpoint that
+	// did not move (a resumed sync's first, or another stream's while this one waits) would otherwise repeat the
+	// whole document, which tells a target nothing new.
+	lastState []byte
 }
 
 // singerStream is one stream of the catalog: its SCHEMA line, encoded up front, and its record prefix.
@@ -204,7 +209,11 @@ func (s *Singer) State(stream string, state json.RawMessage) error {
 		b = append(b, s.bookmarks[name]...)
 	}
 	b = append(b, "}}}\n"...)
-	s.scratch = b
+	if bytes.Equal(b, s.lastState) {
+		s.scratch = b
+		return nil
+	}
+	s.scratch, s.lastState = s.lastState, b
 	if _, err := s.w.Write(b); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}

@@ -3,6 +3,7 @@ package emit_test
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,6 +78,34 @@ func TestSingerStateCarriesEveryBookmark(t *testing.T) {
 		`{"type":"RECORD","stream":"events","record":{"id":"e1"},"time_extracted":"2026-01-02T03:04:05Z"}`,
 		`{"type":"STATE","value":{"bookmarks":{"events":{"datetime":"2026-01-01T00:00:00Z"},"lists":{},"profiles":{"updated":"2025-01-01T00:00:00Z"}}}}`,
 	}, lines(out.String()), "states flush without an explicit Flush")
+}
+
+// A STATE equal to the last one written says nothing new: a resumed sync's streams first checkpoint where they
+// start, which is the state the run was given, and Singer's document repeats every other stream's bookmark.
+func TestSingerWritesAStateOnlyWhenItChanged(t *testing.T) {
+	var out, errOut bytes.Buffer
+	initial := emit.SingerState{Bookmarks: map[string]json.RawMessage{
+		"events": json.RawMessage(`{"datetime":"2025-01-01T00:00:00Z"}`),
+		"lists":  json.RawMessage(`{}`),
+	}}
+	s := newSinger(&out, &errOut, initial, fixedNow)
+	require.NoError(t, s.State("events", json.RawMessage(`{"datetime":"2025-01-01T00:00:00Z"}`)))
+	require.NoError(t, s.State("lists", json.RawMessage(`{}`)), "the same document again")
+	require.NoError(t, s.Record("events", []byte(`{"id":"e1"}`)))
+	require.NoError(t, s.State("events", json.RawMessage(`{"datetime": "2025-01-01T00:00:00Z"}`)), "the same, spaced otherwise")
+	require.NoError(t, s.State("events", json.RawMessage(`{"datetime":"2026-01-01T00:00:00Z"}`)))
+	require.NoError(t, s.State("events", json.RawMessage(`{"datetime":"2026-01-01T00:00:00Z"}`)))
+	require.NoError(t, s.Flush())
+	var states []string
+	for _, l := range lines(out.String()) {
+		if strings.HasPrefix(l, `{"type":"STATE"`) {
+			states = append(states, l)
+		}
+	}
+	assert.Equal(t, []string{
+		`{"type":"STATE","value":{"bookmarks":{"events":{"datetime":"2025-01-01T00:00:00Z"},"lists":{}}}}`,
+		`{"type":"STATE","value":{"bookmarks":{"events":{"datetime":"2026-01-01T00:00:00Z"},"lists":{}}}}`,
+	}, states)
 }
 
 func TestSingerRejectsUnknownStreamsAndBadSchemas(t *testing.T) {
