@@ -12,7 +12,7 @@
 //	go run ./acceptance-tests/bench -quick               # everything at 1/20 size, under a minute of syncing
 //	go run ./acceptance-tests/bench -scenario cpu -events 5000000
 //	go run ./acceptance-tests/bench -only rate-events,rate-profiles
-//	go run ./acceptance-tests/bench -only small          # small syncs at Klaviyo's published limits (seconds)
+//	go run ./acceptance-tests/bench -only small          # small syncs at Klaviyo's published limits, and their machine floor (seconds)
 //	go run ./acceptance-tests/bench -only rate-core-tls -keep -connector-env GODEBUG=gctrace=1
 //	go run ./acceptance-tests/bench -only quiet-demo,quiet-lists   # an hourly sync of an unchanged account (quiet.go)
 //	go run ./acceptance-tests/bench -only catalog-vs-events        # whole catalog against events alone (pair.go)
@@ -197,6 +197,12 @@ func run() error {
 		}
 		fmt.Fprintf(os.Stderr, "bench: %s: %d records in %.1f s (%.0f/s), %.2f CPU s, %.1f MiB peak RSS, load %s -> %s\n",
 			sc.name, r.records, r.wall.Seconds(), r.perSecond(), r.cpu.Seconds(), r.rssMiB(), r.loadBefore, r.loadAfter)
+		if m := r.machine; m.ok() {
+			fmt.Fprintf(os.Stderr, "bench: %s: machine floor %.2f s (%d requests, %d 429s), sandbox CPU %.2f s, client CPU %.2f s, load %s\n",
+				sc.name, m.wall.Seconds(), m.requests, m.throttled, m.sandboxCPU.Seconds(), m.clientCPU.Seconds(), m.load)
+		} else if m != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: machine floor not measured: %s\n", sc.name, m.err)
+		}
 		results = append(results, r)
 		if ctx.Err() != nil {
 			break
