@@ -232,7 +232,7 @@ func runScenario(ctx context.Context, b bins, sc scenario, o options, dir string
 	if err != nil {
 		return result{}, err
 	}
-	if sc.smallStream == "" {
+	if sc.smallStream == "" || o.floorRuns <= 0 {
 		r.sandboxCPU = a.sb.stop()
 		return r, nil
 	}
