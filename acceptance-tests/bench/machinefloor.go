@@ -53,6 +53,15 @@ type machineFloor struct {
 	err string
 }
 
+// runs are every run's wall time in seconds, "3.41, 3.40, 3.41", for the report and the progress line.
+func (m *machineFloor) runs() string {
+	walls := make([]string, len(m.walls))
+	for i, w := range m.walls {
+		walls[i] = fmt.Sprintf("%.2f", w.Seconds())
+	}
+	return strings.Join(walls, ", ")
+}
+
 // ok is whether the machine floor was measured.
 func (m *machineFloor) ok() bool { return m != nil && m.err == "" }
 
@@ -579,10 +588,6 @@ func machineFloorNote(r result) string {
 		// A 429 is answered at once, so a run with one may look fast.
 		verdict = fmt.Sprintf("%d 429s, so it is NOT a floor", m.throttled)
 	}
-	walls := make([]string, len(m.walls))
-	for i, w := range m.walls {
-		walls[i] = fmt.Sprintf("%.2f", w.Seconds())
-	}
 	return fmt.Sprintf("  Machine floor: %.2f s (wall / machine floor %.2f×): the fastest any client could read these pages on this "+
 		"machine, limits, latency and the sandbox's own CPU included, without decoding. A minimal client (plain net/http, no "+
 		"connector code) read the same %d records, one request per page at time windows known in advance (%d requests, %s, "+
@@ -590,5 +595,5 @@ func machineFloorNote(r result) string {
 		"same flags; %s. CPU over the fastest run: sandbox %.2f s, client %.2f s; load %s at its start. Its query, filter "+
 		"and paging aside, was the connector's: `%s`.\n",
 		m.wall.Seconds(), r.wall.Seconds()/m.wall.Seconds(), m.records, m.requests, pace, float64(m.bytes)/1e6,
-		len(m.walls), strings.Join(walls, ", "), verdict, m.sandboxCPU.Seconds(), m.clientCPU.Seconds(), m.load, m.query)
+		len(m.walls), m.runs(), verdict, m.sandboxCPU.Seconds(), m.clientCPU.Seconds(), m.load, m.query)
 }

@@ -202,8 +202,8 @@ func run() error {
 		fmt.Fprintf(os.Stderr, "bench: %s: %d records in %.1f s (%.0f/s), %.2f CPU s, %.1f MiB peak RSS, load %s -> %s\n",
 			sc.name, r.records, r.wall.Seconds(), r.perSecond(), r.cpu.Seconds(), r.rssMiB(), r.loadBefore, r.loadAfter)
 		if m := r.machine; m.ok() {
-			fmt.Fprintf(os.Stderr, "bench: %s: machine floor %.2f s, fastest of %v (%d requests, %d 429s), sandbox CPU %.2f s, client CPU %.2f s, load %s\n",
-				sc.name, m.wall.Seconds(), m.walls, m.requests, m.throttled, m.sandboxCPU.Seconds(), m.clientCPU.Seconds(), m.load)
+			fmt.Fprintf(os.Stderr, "bench: %s: machine floor %.2f s, fastest of %s s (%d requests, %d 429s), sandbox CPU %.2f s, client CPU %.2f s, load %s\n",
+				sc.name, m.wall.Seconds(), m.runs(), m.requests, m.throttled, m.sandboxCPU.Seconds(), m.clientCPU.Seconds(), m.load)
 		} else if m != nil {
 			fmt.Fprintf(os.Stderr, "bench: %s: machine floor not measured: %s\n", sc.name, m.err)
 		}
