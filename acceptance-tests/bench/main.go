@@ -12,7 +12,7 @@
 //	go run ./acceptance-tests/bench -quick               # everything at 1/20 size, under a minute of syncing
 //	go run ./acceptance-tests/bench -scenario cpu -events 5000000
 //	go run ./acceptance-tests/bench -only rate-events,rate-profiles
-//	go run ./acceptance-tests/bench -only small          # small syncs at Klaviyo's published limits (seconds)
+//	go run ./acceptance-tests/bench -only small          # small syncs at Klaviyo's published limits, and their machine floor (seconds)
 //	go run ./acceptance-tests/bench -only rate-core-tls -keep -connector-env GODEBUG=gctrace=1
 //	go run ./acceptance-tests/bench -only quiet-demo,quiet-lists   # an hourly sync of an unchanged account (quiet.go)
 //	go run ./acceptance-tests/bench -only catalog-vs-events        # whole catalog against events alone (pair.go)
@@ -65,6 +65,9 @@ type options struct {
 	pairMinutes  float64
 	pairProfiles int
 	pairReports  bool
+	// floorRuns is how many times the minimal client reads a small scenario's pages for its machine floor (the
+	// fastest counts); 0 skips it.
+	floorRuns int
 	// quietClock is where the quiet scenarios' sandbox clock starts: "current" (an hour behind the wall clock) or
 	// "sandbox" (its default, 30 days behind).
 	quietClock string
@@ -87,6 +90,7 @@ func run() error {
 	flag.IntVar(&o.rateProfs, "rate-profiles", 0, "rate-bound scenarios: profiles in the account (0: -rate-minutes of the profiles budget)")
 	flag.IntVar(&o.smallProfs, "small-profiles", 30_000, "small-profiles scenario: profiles in the account (300 pages: within a minute of the L tier)")
 	flag.IntVar(&o.smallEvents, "small-events", 200_000, "small-events scenario: events in the account (200 pages: within a second of the XL tier)")
+	flag.IntVar(&o.floorRuns, "floor-runs", 3, "small scenarios: runs of the minimal client that measures the machine floor, the fastest counting (0: none)")
 	flag.StringVar(&o.latency, "latency", "300ms", "rate-bound and small scenarios: latency the sandbox adds to every request")
 	flag.IntVar(&o.events, "events", 2_000_000, "CPU-bound scenario: events in the account")
 	flag.IntVar(&o.profiles, "profiles", 500_000, "CPU-bound scenario: profiles in the account")
@@ -197,6 +201,12 @@ func run() error {
 		}
 		fmt.Fprintf(os.Stderr, "bench: %s: %d records in %.1f s (%.0f/s), %.2f CPU s, %.1f MiB peak RSS, load %s -> %s\n",
 			sc.name, r.records, r.wall.Seconds(), r.perSecond(), r.cpu.Seconds(), r.rssMiB(), r.loadBefore, r.loadAfter)
+		if m := r.machine; m.ok() {
+			fmt.Fprintf(os.Stderr, "bench: %s: machine floor %.2f s, fastest of %s s (%d requests, %d 429s), sandbox CPU %.2f s, client CPU %.2f s, load %s\n",
+				sc.name, m.wall.Seconds(), m.runs(), m.requests, m.throttled, m.sandboxCPU.Seconds(), m.clientCPU.Seconds(), m.load)
+		} else if m != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: machine floor not measured: %s\n", sc.name, m.err)
+		}
 		results = append(results, r)
 		if ctx.Err() != nil {
 			break

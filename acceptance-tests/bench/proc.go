@@ -56,6 +56,10 @@ type result struct {
 	// states is the last STATE message of each stream, as it goes into a --state file (quiet.go syncs again from
 	// it); one per stream, so it stays small however long the sync.
 	states map[string]json.RawMessage
+	// started is when the connector was started, the cutoff of what the sync reads.
+	started time.Time
+	// machine is a small scenario's machine floor (machinefloor.go); nil for other scenarios.
+	machine *machineFloor
 }
 
 // sample is how many requests the sandbox had answered (429s excluded) per endpoint at one moment of the sync.
@@ -228,7 +232,21 @@ func runScenario(ctx context.Context, b bins, sc scenario, o options, dir string
 	if err != nil {
 		return result{}, err
 	}
-	r.sandboxCPU = a.sb.stop()
+	if sc.smallStream == "" || o.floorRuns <= 0 {
+		r.sandboxCPU = a.sb.stop()
+		return r, nil
+	}
+	// A small sync is also set beside its machine floor, planned from this sandbox (the connector's query is in its
+	// request log) and read from a fresh one once this one has stopped. The planning's CPU is not the sync's.
+	plan, err := planMachineFloor(ctx, a.sb, sc, r)
+	r.sandboxCPU = a.sb.stop() - plan.sandboxCPU
+	mf := machineFloor{}
+	if err != nil {
+		mf.err = err.Error()
+	} else {
+		mf = measureMachineFloor(ctx, b, sc, o, dir, r, plan)
+	}
+	r.machine = &mf
 	return r, nil
 }
 
@@ -240,10 +258,15 @@ type account struct {
 	cfgPath, catPath string
 }
 
+// sandboxFlags are the sandbox's flags for sc, TLS aside: a second sandbox with them serves the same account.
+func sandboxFlags(sc scenario, o options) []string {
+	return append([]string{"--api-key", benchKey, "--seed", fmt.Sprint(o.seed)}, sc.sandboxArgs...)
+}
+
 // startAccount starts the sandbox of sc and writes the connector's config and configured catalog in dir. The
 // caller stops the sandbox.
 func startAccount(ctx context.Context, b bins, sc scenario, o options, dir string) (account, error) {
-	args := append([]string{"--api-key", benchKey, "--seed", fmt.Sprint(o.seed)}, sc.sandboxArgs...)
+	args := sandboxFlags(sc, o)
 	env := append(os.Environ(), o.connectorEnv...)
 	certFile := ""
 	if sc.tls {
@@ -348,6 +371,7 @@ func runSync(ctx context.Context, c connector, cfgPath, catPath string, r *resul
 		return fmt.Errorf("connector stdout: %w", err)
 	}
 	start := time.Now()
+	r.started = start
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting the connector: %w", err)
 	}

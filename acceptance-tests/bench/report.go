@@ -105,6 +105,7 @@ func report(m machine, o options, rs []result) string {
 			_, budget := pageAndRate(r.sc.smallStream)
 			fmt.Fprintf(&b, "  Floor: %d pages at %d/s and %d/min, %s latency: %.2f s (see burstFloor).\n",
 				pages, budget.Burst, budget.PerMinute, r.sc.latency, floor.Seconds())
+			b.WriteString(machineFloorNote(r))
 		} else if r.sc.factor > 0 {
 			floor, path := r.floor()
 			fmt.Fprintf(&b, "  Budget floor: %.1f s, set by %s; the ratio is floor / wall.\n", floor.Seconds(), path)
@@ -317,12 +318,20 @@ func smallTable(rs []result) string {
 			continue
 		}
 		if b.Len() == 0 {
-			b.WriteString("Small syncs, against the time the burst and steady limits and the latency allow (goal: within 1.5×, no 429):\n\n")
-			b.WriteString("| scenario | records | pages needed | requests made | wall s | floor s | wall / floor | 429s |\n")
-			b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+			b.WriteString("Small syncs, against the time the burst and steady limits and the latency allow (goal: within 1.5×, no 429), " +
+				"and against the machine floor, what a minimal client measured on this machine (see the scenarios' notes):\n\n")
+			b.WriteString("| scenario | records | pages needed | requests made | wall s | floor s | wall / floor | machine floor s | wall / machine floor | 429s |\n")
+			b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %.2f | %.2f | %.2f× | %d |\n", r.sc.name, r.records, pages, requests,
-			r.wall.Seconds(), floor.Seconds(), r.wall.Seconds()/floor.Seconds(), r.stats.Throttled)
+		machine, ratio := "n/a", "n/a"
+		if m := r.machine; m.ok() {
+			machine, ratio = fmt.Sprintf("%.2f", m.wall.Seconds()), fmt.Sprintf("%.2f×", r.wall.Seconds()/m.wall.Seconds())
+			if m.throttled > 0 {
+				machine += fmt.Sprintf(" (%d 429s)", m.throttled)
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %.2f | %.2f | %.2f× | %s | %s | %d |\n", r.sc.name, r.records, pages, requests,
+			r.wall.Seconds(), floor.Seconds(), r.wall.Seconds()/floor.Seconds(), machine, ratio, r.stats.Throttled)
 	}
 	if b.Len() > 0 {
 		b.WriteString("\n")

@@ -230,6 +230,8 @@ func rateBoth(o options, inflight bool) scenario {
 // XL tier's 3,500. Most syncs are small incremental ones, so this is the speed users see every hour; the steady
 // ceiling says nothing about a sync this short, so it is compared with burstFloor instead. The sizes stay whole
 // under -quick: the runs take seconds, and a twentieth would fit in one burst, which is no test of spending them.
+// Each run is also set beside its machine floor (machinefloor.go), which burstFloor leaves out: what a minimal client
+// measures reading the same pages on the same machine, the sandbox's CPU included.
 func small(o options, stream string, records int) scenario {
 	arg := map[string]string{"profiles": "--profiles", "events": "--events"}[stream]
 	latency, err := time.ParseDuration(o.latency)
