@@ -45,7 +45,7 @@ func (b Budget) scaled(f float64) Budget {
 }
 
 // sendLog enforces an endpoint's two hard limits on the times requests were sent: at most Burst in any interval of
-// 1 s + jitterMargin and at most PerMinute in any interval of 60 s + jitterMargin.
+// 1 s + margin and at most PerMinute in any interval of 60 s + margin.
 //
 // Holding in every interval, wherever it starts, makes the limits hold in Klaviyo's fixed windows whatever their
 // alignment with our clock, which we cannot know. A token bucket cannot give that and still spend the burst: a
@@ -56,11 +56,17 @@ func (b Budget) scaled(f float64) Budget {
 //
 // A send is allowed at t when the Burst-th most recent send is at least a short window before t, and the
 // PerMinute-th most recent at least a long window before t: every window that holds t then holds at most Burst-1
-// (PerMinute-1) earlier sends. Sends older than a long window constrain nothing and are dropped, so the log holds
+// (PerMinute-1) earlier sends. Sends older than the widest long window constrain nothing and are dropped, so the log holds
 // what the endpoint actually sent in the last minute (at most PerMinute), not what its budget would allow: at
 // rate_limit_scale 1000 that budget is millions.
 type sendLog struct {
 	burst, perMinute int
+	// margin is the jitter margin this endpoint counts with: jitterMargin, doubled after each slow-down up to
+	// maxJitterMargin. A 429 on an endpoint whose log kept both limits means Klaviyo saw the requests closer
+	// together than they left, by more than the margin: a network, a proxy or a busy server that jitters more than
+	// a cloud region does. Widening the margin for the rest of the sync costs a little pace; drawing the same 429
+	// at each burst would cost a retry and a halving each time.
+	margin time.Duration
 	// origin is the zero of the offsets in at, so they keep the monotonic clock reading of time.Time in 8 bytes.
 	origin time.Time
 	// at holds the offsets of the sends of the last long window, oldest first.
@@ -68,12 +74,21 @@ type sendLog struct {
 }
 
 const (
+	// shortWindow and longWindow are the windows at the starting margin.
 	shortWindow = time.Second + jitterMargin
 	longWindow  = time.Minute + jitterMargin
+	// maxJitterMargin bounds the widening: 400 ms is a transatlantic round trip, beyond any queueing that the
+	// slow-down itself does not absorb.
+	maxJitterMargin = 400 * time.Millisecond
 )
 
 func newSendLog(b Budget, origin time.Time) *sendLog {
-	return &sendLog{burst: max(1, b.Burst), perMinute: max(1, b.PerMinute), origin: origin}
+	return &sendLog{burst: max(1, b.Burst), perMinute: max(1, b.PerMinute), origin: origin, margin: jitterMargin}
+}
+
+// widen doubles the margin, up to maxJitterMargin.
+func (l *sendLog) widen() {
+	l.margin = min(2*l.margin, maxJitterMargin)
 }
 
 // recent is the offset of the k-th most recent send (k = 1 the latest), and false when the log holds fewer.
@@ -94,10 +109,10 @@ func (l *sendLog) delay(t time.Time) time.Duration {
 		d = max(d, s-at)
 	}
 	if s, ok := l.recent(l.burst); ok {
-		d = max(d, s+shortWindow-at)
+		d = max(d, s+time.Second+l.margin-at)
 	}
 	if s, ok := l.recent(l.perMinute); ok {
-		d = max(d, s+longWindow-at)
+		d = max(d, s+time.Minute+l.margin-at)
 	}
 	return d
 }
@@ -131,7 +146,8 @@ func (l *sendLog) left(taken, left time.Time) {
 func (l *sendLog) record(t time.Time) {
 	at := t.Sub(l.origin)
 	old := 0
-	for old < len(l.at) && l.at[old]+longWindow <= at {
+	// Kept for the widest margin, so a widening never finds a send it still needed dropped.
+	for old < len(l.at) && l.at[old]+time.Minute+maxJitterMargin <= at {
 		old++
 	}
 	// Reslicing drops the old sends in O(1); append reallocates once the array's tail is used, which keeps the
@@ -259,6 +275,7 @@ func (e *endpoint) throttled(now, sentAt, until time.Time) (bool, rate.Limit) {
 		return false, e.lim.Limit()
 	}
 	e.setFactor(now, math.Max(minFactor, e.factor/2))
+	e.log.widen()
 	e.slowedAt, e.raisedAt = now, now
 	return true, e.lim.Limit()
 }

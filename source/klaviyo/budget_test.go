@@ -348,3 +348,22 @@ func TestTheClientLogsASendWhenItIsWritten(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A 429 while the log kept the limits means Klaviyo saw the requests closer together than they left: the endpoint
+// counts with a wider margin from then on, doubled at each slow-down up to maxJitterMargin.
+func TestA429WidensTheMargin(t *testing.T) {
+	t.Parallel()
+	ep := newEndpoint(Budget{Burst: 2, PerMinute: 1000}, 1, t0)
+	require.True(t, ep.take(t0))
+	require.True(t, ep.take(t0))
+	assert.Equal(t, time.Second+jitterMargin, ep.tokenDelay(t0))
+
+	down, _ := ep.throttled(t0.Add(time.Millisecond), t0, time.Time{})
+	require.True(t, down)
+	assert.Equal(t, time.Second+2*jitterMargin, ep.tokenDelay(t0), "the next burst waits out the wider margin")
+
+	for i := 0; i < 10; i++ {
+		ep.throttled(t0.Add(time.Duration(i+2)*time.Millisecond), t0.Add(time.Duration(i+2)*time.Millisecond), time.Time{})
+	}
+	assert.Equal(t, maxJitterMargin, ep.log.margin, "never wider than the bound")
+}
