@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,6 +133,39 @@ func keyedQueries(listID string) []string {
 	return out
 }
 
+// boundQueries are windows of each suppression timestamp whose bounds are instants profiles hold,
+// so that each bound's operator decides whether those profiles are read.
+func boundQueries(t *testing.T, w *world) []string {
+	t.Helper()
+	c := &rctx{w: w}
+	n := w.pop(kProfile).total()
+	var out []string
+	for _, f := range []string{"subscriptions.email.marketing.suppression.timestamp", "subscriptions.email.marketing.list_suppressions.timestamp"} {
+		var held []string
+		for i := n / 4; i < n && len(held) < 2; i += n / 4 {
+			for j := i; j < n; j++ {
+				if v, ok := c.profile(j, profVariantPlain).field(f).([]any); ok && len(v) == 1 {
+					held = append(held, v[0].(string))
+					break
+				}
+			}
+		}
+		require.Len(t, held, 2, f)
+		lo, hi := min(held[0], held[1]), max(held[0], held[1])
+		for _, flt := range []string{
+			"greater-or-equal(" + f + "," + lo + "),less-or-equal(" + f + "," + hi + ")",
+			"greater-than(" + f + "," + lo + "),less-than(" + f + "," + hi + ")",
+			"greater-or-equal(" + f + "," + hi + "),less-or-equal(" + f + "," + hi + ")",
+			"greater-than(" + f + "," + lo + "),less-or-equal(" + f + "," + lo + ")",
+		} {
+			for _, sort := range []string{f, "-" + f} {
+				out = append(out, "/api/profiles?page[size]=6&sort="+sort+"&filter="+url.QueryEscape(flt))
+			}
+		}
+	}
+	return out
+}
+
 // walkBoth follows links.next from a first page to the end, then links.prev from the last page
 // back to the first, through both paths, and requires every body to be the same bytes. It
 // returns the second page's URI (for a stale cursor after the world changes) and the pages read.
@@ -187,10 +221,10 @@ func TestKeyedPagesMatchThePathBefore(t *testing.T) {
 	})
 	p := newPaths(s)
 	listID := s.world.Load().listID(2)
-	queries := keyedQueries(listID)
 	var stale []string
 	total := 0
 	check := func(label string) {
+		queries := append(keyedQueries(listID), boundQueries(t, s.world.Load())...)
 		for _, q := range queries {
 			second, pages := walkBoth(t, p, q)
 			total += pages
@@ -229,6 +263,86 @@ func TestKeyedPagesMatchThePathBefore(t *testing.T) {
 	assert.Greater(t, total, 800, "the walks read many pages")
 }
 
+// TestKeyedIndexIsBuiltOncePerWorld asks many requests at once of a world whose index is not
+// built yet (run it with -race), then checks the index keeps one list per keyed sort field and
+// that a new world starts without one.
+func TestKeyedIndexIsBuiltOncePerWorld(t *testing.T) {
+	s := startSmall(t, func(o *Options) { o.Scale.Profiles = 500 })
+	p := newPaths(s)
+	s.Advance(3 * time.Hour)
+	qs := keyedQueries(s.world.Load().listID(1))
+	want := make([][]byte, len(qs))
+	for i, q := range qs {
+		_, want[i] = p.serve(t, q, true)
+	}
+	var wg sync.WaitGroup
+	got := make([][]byte, 4*len(qs))
+	for g := range got {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			_, got[g] = serveInProcess(s, qs[g%len(qs)])
+		}(g)
+	}
+	wg.Wait()
+	for g := range got {
+		assert.Equal(t, string(want[g%len(qs)]), string(got[g]), qs[g%len(qs)])
+	}
+	w := s.world.Load()
+	assert.ElementsMatch(t, []string{"email", "subscriptions.email.marketing.suppression.timestamp",
+		"subscriptions.email.marketing.list_suppressions.timestamp"}, w.keyed.fields())
+	for _, f := range []string{"subscriptions.email.marketing.suppression.timestamp", "subscriptions.email.marketing.list_suppressions.timestamp"} {
+		l := w.keyed.list(w, f)
+		assert.True(t, l.ranged, "%s: windows are found by binary search", f)
+		assert.NotEmpty(t, l.times, f)
+		assert.Len(t, l.pos, int(w.pop(kProfile).total()), f)
+	}
+	assert.Empty(t, w.keyed.list(w, "email").times, "emails hold no instants")
+	s.Advance(time.Second)
+	assert.Empty(t, s.world.Load().keyed.fields(), "an Advance starts a new index")
+	s.AdvanceQuiet(time.Second)
+	assert.Empty(t, s.world.Load().keyed.fields(), "so does a quiet one")
+}
+
+// TestInstantsMirrorsRangeTerms checks the instants a range term compares in a field value: a
+// list's, nested or not, an RFC 3339 string's, none in anything else.
+func TestInstantsMirrorsRangeTerms(t *testing.T) {
+	at := timeOf(mustTime("2025-09-01T10:00:00Z"))
+	for _, tc := range []struct {
+		v    any
+		n    int
+		want tval
+	}{
+		{nil, 0, 0},
+		{[]any{}, 0, 0},
+		{"2025-09-01T10:00:00Z", 1, at},
+		{"2025-09-01T10:00:00+00:00", 1, at},
+		{[]any{"2025-09-01T10:00:00+00:00"}, 1, at},
+		{[]any{"not a time", []any{at}}, 1, at},
+		{[]any{"2025-09-01T10:00:00Z", "2025-09-02T10:00:00Z"}, 2, 0},
+		{"guest.shopper.7@example.com", 0, 0},
+		{float64(1756720800), 0, 0},
+		{map[string]any{"timestamp": "2025-09-01T10:00:00Z"}, 0, 0},
+	} {
+		got, n := instants(tc.v)
+		assert.Equal(t, tc.n, n, "%#v", tc.v)
+		if tc.n == 1 {
+			assert.Equal(t, tc.want, got, "%#v", tc.v)
+		}
+	}
+}
+
+// fields names the sort fields whose lists the index holds.
+func (x *keyedIndex) fields() []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var out []string
+	for f := range x.lists {
+		out = append(out, f)
+	}
+	return out
+}
+
 // BenchmarkExclusionPage is one page of global_exclusions or list_exclusions as the connector
 // asks for it (a window of the suppression timestamp, sorted by it, 100 a page, subscriptions
 // included) at 50,000 profiles, served in process so only the sandbox's work is measured.
@@ -242,12 +356,25 @@ func BenchmarkExclusionPage(b *testing.B) {
 		field := "subscriptions.email.marketing." + f + ".timestamp"
 		pq := "/api/profiles?additional-fields[profile]=subscriptions&page[size]=100&sort=" + field + "&filter=" +
 			url.QueryEscape("greater-or-equal("+field+",2025-09-01T00:00:00Z),less-than("+field+",2025-09-04T00:00:00Z)")
+		page := func(b *testing.B) {
+			if status, body := serveInProcess(s, pq); status != http.StatusOK || !strings.Contains(string(body), `"next":`) {
+				b.Fatalf("status %d, a page without next: %.300s", status, body)
+			}
+		}
 		b.Run(f, func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				if status, body := serveInProcess(s, pq); status != http.StatusOK || !strings.Contains(string(body), `"next":`) {
-					b.Fatalf("status %d, a page without next: %.300s", status, body)
-				}
+				page(b)
+			}
+		})
+		// The first page after the world changes builds the world's sorted list.
+		b.Run(f+"/first-in-world", func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				s.AdvanceQuiet(time.Second)
+				b.StartTimer()
+				page(b)
 			}
 		})
 	}
