@@ -149,8 +149,8 @@ func (s *Server) RemoveMember(groupID, profileID string) error {
 	if !w.isMember(kind, l, i) || w.joinedAt(kind, l, i) > w.now {
 		return fmt.Errorf("sandbox: profile %s is not a member of %s %s", profileID, kind, groupID)
 	}
-	n := *w
+	n := w.derive()
 	n.removed, n.removedLog = w.withRemovals([]removal{{membership: membership{kind: kind, l: l, i: i}, at: w.now}})
-	s.world.Store(&n)
+	s.world.Store(n)
 	return nil
 }

@@ -1,7 +1,5 @@
 package sandbox
 
-import "sort"
-
 // rctx carries one request's view: the world snapshot, the validated query, the path ids, and
 // the kinds already materialised while answering it.
 type rctx struct {
@@ -172,32 +170,10 @@ func (c *rctx) profileSource() (source, *apiError) {
 		return &indexSource{ms: &mergeSeqs{seqs: []*monoSeq{base, ovrSeq(p.overList)}, rng: rangeFor(c.q.predsOn("updated"))},
 			match: c.profileMatcher("updated", profVariantPlain), rend: render}, nil
 	}
-	// Other sorts (email, suppression timestamps) keep only (key, index) per profile, so even a
-	// million profiles sort in tens of megabytes; records are rendered again per page.
-	ks := &keyedSource{rend: render}
-	match := c.profileMatcher("", profVariantPlain)
-	for i := int64(0); i < p.total(); i++ {
-		if match != nil && !match(i) {
-			continue
-		}
-		r := render(i)
-		ks.pos = append(ks.pos, position{Key: normKey(r.field(c.q.sortField)), Idx: i})
-	}
-	sort.Slice(ks.pos, func(a, b int) bool { return comparePos(ks.pos[a], ks.pos[b]) < 0 })
-	return ks, nil
+	// Other sorts (email, suppression timestamps) walk the world's profiles sorted once by that key
+	// (keyed.go); records are rendered only for the page.
+	return c.keyedSource(render), nil
 }
-
-// keyedSource is a sorted list of positions whose records are rendered on demand.
-type keyedSource struct {
-	pos  []position
-	rend func(int64) *record
-}
-
-func (k *keyedSource) each(desc bool, after *position, fn func(position) bool) {
-	(&sliceSource{pos: k.pos}).each(desc, after, fn)
-}
-
-func (k *keyedSource) render(p position) *record { return k.rend(p.Idx) }
 
 func identity(i int64) int64 { return i }
 
@@ -210,6 +186,11 @@ func (c *rctx) profileMatcher(keyField string, variant int) func(int64) bool {
 			rest = append(rest, p)
 		}
 	}
+	return c.predMatcher(rest, variant)
+}
+
+// predMatcher checks the terms rest on profile i as profileMatcher does; nil when rest is empty.
+func (c *rctx) predMatcher(rest []pred, variant int) func(int64) bool {
 	if len(rest) == 0 {
 		return nil
 	}

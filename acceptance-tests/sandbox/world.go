@@ -32,6 +32,9 @@ type world struct {
 	removals   int
 	removed    map[membership]int64
 	removedLog []removal
+	// keyed is the memo of this world's profiles in each keyed sort order (keyed.go); derive gives
+	// every new world an empty one.
+	keyed *keyedIndex
 }
 
 // population is the index space of one kind: base records spread over [start-span, start), then
@@ -236,7 +239,7 @@ func futureEvents(total int64) int64 {
 func newWorld(opts Options, base string) *world {
 	sc := opts.Scale
 	w := &world{seed: uint64(opts.Seed), sc: sc, start: opts.Now.Unix(), now: opts.Now.Unix(), base: base, pops: map[string]*population{},
-		late: opts.LateEvents, removals: opts.Removals}
+		late: opts.LateEvents, removals: opts.Removals, keyed: newKeyedIndex()}
 	st := w.start
 	add := func(kind string, n int, span, updSpan int64, updFrac float64) {
 		w.pops[kind] = newPopulation(mix(w.seed, hashString(kind)), int64(n), span, updSpan, updFrac, st)
@@ -277,7 +280,7 @@ func (w *world) advance(d time.Duration) *world {
 		return w
 	}
 	e := epoch{from: w.now, to: w.now + sec}
-	n := *w
+	n := w.derive()
 	n.now = e.to
 	n.epochs = append(append([]epoch(nil), w.epochs...), e)
 	n.pops = make(map[string]*population, len(w.pops))
@@ -288,7 +291,7 @@ func (w *world) advance(d time.Duration) *world {
 	if adds := w.pickRemovals(e, len(w.epochs)); len(adds) > 0 {
 		n.removed, n.removedLog = w.withRemovals(adds)
 	}
-	return &n
+	return n
 }
 
 // idle returns the world d later with the same records: no epoch is added, so no population grows or is updated,
@@ -298,8 +301,16 @@ func (w *world) idle(d time.Duration) *world {
 	if sec <= 0 {
 		return w
 	}
-	n := *w
+	n := w.derive()
 	n.now += sec
+	return n
+}
+
+// derive copies the world as the start of a changed one. The copy shares every immutable part but
+// not the keyed index, which describes the old world's records and so must not outlive it.
+func (w *world) derive() *world {
+	n := *w
+	n.keyed = newKeyedIndex()
 	return &n
 }
 
