@@ -130,14 +130,20 @@ func matchAll(r *record, filter []pred) bool {
 }
 
 func (s *sliceSource) each(desc bool, after *position, fn func(position) bool) {
-	n := len(s.pos)
+	eachPos(s.pos, desc, after, nil, fn)
+}
+
+// eachPos calls fn on the positions of a sorted run after the cursor after (nil: from the first), ascending or
+// descending, skipping those whose index keep rejects (nil keeps all), until fn returns false.
+func eachPos(pos []position, desc bool, after *position, keep func(int64) bool, fn func(position) bool) {
+	n := len(pos)
 	if !desc {
 		i := 0
 		if after != nil {
-			i = sort.Search(n, func(i int) bool { return comparePos(s.pos[i], *after) > 0 })
+			i = sort.Search(n, func(i int) bool { return comparePos(pos[i], *after) > 0 })
 		}
 		for ; i < n; i++ {
-			if !fn(s.pos[i]) {
+			if (keep == nil || keep(pos[i].Idx)) && !fn(pos[i]) {
 				return
 			}
 		}
@@ -145,10 +151,10 @@ func (s *sliceSource) each(desc bool, after *position, fn func(position) bool) {
 	}
 	i := n - 1
 	if after != nil {
-		i = sort.Search(n, func(i int) bool { return comparePos(s.pos[i], *after) >= 0 }) - 1
+		i = sort.Search(n, func(i int) bool { return comparePos(pos[i], *after) >= 0 }) - 1
 	}
 	for ; i >= 0; i-- {
-		if !fn(s.pos[i]) {
+		if (keep == nil || keep(pos[i].Idx)) && !fn(pos[i]) {
 			return
 		}
 	}

@@ -160,28 +160,7 @@ type keyedSource struct {
 }
 
 func (k *keyedSource) each(desc bool, after *position, fn func(position) bool) {
-	n := len(k.pos)
-	if !desc {
-		i := 0
-		if after != nil {
-			i = sort.Search(n, func(i int) bool { return comparePos(k.pos[i], *after) > 0 })
-		}
-		for ; i < n; i++ {
-			if (k.match == nil || k.match(k.pos[i].Idx)) && !fn(k.pos[i]) {
-				return
-			}
-		}
-		return
-	}
-	i := n - 1
-	if after != nil {
-		i = sort.Search(n, func(i int) bool { return comparePos(k.pos[i], *after) >= 0 }) - 1
-	}
-	for ; i >= 0; i-- {
-		if (k.match == nil || k.match(k.pos[i].Idx)) && !fn(k.pos[i]) {
-			return
-		}
-	}
+	eachPos(k.pos, desc, after, k.match, fn)
 }
 
 func (k *keyedSource) render(p position) *record { return k.rend(p.Idx) }
