@@ -211,7 +211,7 @@ func (s *Singer) State(stream string, state json.RawMessage) error {
 	b = append(b, "}}}\n"...)
 	if bytes.Equal(b, s.lastState) {
 		s.scratch = b
-		return nil
+		return s.flush() // a checkpoint still pushes the records before it out, as a written STATE does
 	}
 	s.scratch, s.lastState = s.lastState, b
 	if _, err := s.w.Write(b); err != nil {

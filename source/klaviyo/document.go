@@ -306,9 +306,9 @@ func decodeBytes(body []byte) (doc *Document, err error) {
 
 // decodeGeneral is decodeBytes for any body: goccy/go-json decodes it, then checkResources validates (and repairs)
 // what it captured. decodePage takes the common case first; this path keeps every other case as it always was.
-// The body is checked to be one well-formed JSON value first: goccy reads past the end of some truncated bodies
-// (`{"\`), which decodeBytes recovers from but which no decoder should be handed; a body cut off in transit is
-// then an ordinary decode error, retried like any other. The standard library's check is the one that fits: it
+// The body is checked to be one well-formed JSON value first: goccy indexes past the end of some broken bodies
+// (`{"\`, after other decodes) and panics, which decodeBytes recovers from but which no decoder should be handed;
+// a body cut off in transit is then an ordinary decode error, retried like any other. The standard library's check is the one that fits: it
 // accepts invalid UTF-8 in strings, which checkResources repairs, where checkJSON refuses it.
 func decodeGeneral(body []byte) (*Document, error) {
 	if !stdjson.Valid(body) {
