@@ -257,27 +257,15 @@ func planMachineFloor(ctx context.Context, sb *sandboxProc, sc scenario, r resul
 	plan.page, rate = pageAndRate(sc.smallStream)
 	plan.burst, plan.perMinute = scaled(rate.Burst, sc.factor), scaled(rate.PerMinute, sc.factor)
 
-	var uris []string
-	err = sb.admin(ctx, "/_sandbox/requests", url.Values{"since": {"0"}}, func(body io.Reader) error {
-		dec := json.NewDecoder(body)
-		for {
-			var req struct {
-				Path   string `json:"path"`
-				URI    string `json:"uri"`
-				Status int    `json:"status"`
-			}
-			if err := dec.Decode(&req); errors.Is(err, io.EOF) {
-				return nil
-			} else if err != nil {
-				return err
-			}
-			if req.Path == s.Path && req.Status == http.StatusOK {
-				uris = append(uris, req.URI)
-			}
-		}
-	})
+	reqs, err := sb.requestsSince(ctx, 0)
 	if err != nil {
 		return plan, fmt.Errorf("reading the connector's requests: %w", err)
+	}
+	var uris []string
+	for _, req := range reqs {
+		if req.Path == s.Path && req.Status == http.StatusOK {
+			uris = append(uris, req.URI)
+		}
 	}
 	if plan.query, err = commonQuery(uris, s.Path); err != nil {
 		return plan, err
@@ -285,7 +273,7 @@ func planMachineFloor(ctx context.Context, sb *sandboxProc, sc scenario, r resul
 
 	var values []int64
 	list := url.Values{"path": {s.Path}, "fields[" + s.ResourceType + "]": {s.Cursor.Field}}
-	err = sb.admin(ctx, "/_sandbox/resources", list, func(body io.Reader) error {
+	err = sb.admin(ctx, http.MethodGet, "/_sandbox/resources", list, func(body io.Reader) error {
 		var cerr error
 		values, cerr = cursorValues(body, s.Cursor.Field, r.started.Truncate(time.Second))
 		return cerr
@@ -379,7 +367,7 @@ func floorOnce(ctx context.Context, b bins, sc scenario, o options, dir string, 
 		var got struct {
 			Count int `json:"count"`
 		}
-		err := sb.admin(ctx, "/_sandbox/count", url.Values{"path": {plan.path}, "filter": {f}}, func(body io.Reader) error {
+		err := sb.admin(ctx, http.MethodGet, "/_sandbox/count", url.Values{"path": {plan.path}, "filter": {f}}, func(body io.Reader) error {
 			return json.NewDecoder(body).Decode(&got)
 		})
 		if err != nil {
@@ -505,9 +493,13 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// admin GETs one of the sandbox's admin endpoints and hands its 200 body to read.
-func (p *sandboxProc) admin(ctx context.Context, endpoint string, q url.Values, read func(io.Reader) error) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+endpoint+"?"+q.Encode(), nil)
+// admin calls one of the sandbox's admin endpoints and hands its 200 body to read (nil: the body is not needed).
+func (p *sandboxProc) admin(ctx context.Context, method, endpoint string, q url.Values, read func(io.Reader) error) error {
+	u := p.url + endpoint
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %w", endpoint, err)
 	}
@@ -519,6 +511,9 @@ func (p *sandboxProc) admin(ctx context.Context, endpoint string, q url.Values, 
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 500))
 		return fmt.Errorf("sandbox %s: status %d: %s", endpoint, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	if read == nil {
+		return nil
 	}
 	if err := read(resp.Body); err != nil {
 		return fmt.Errorf("sandbox %s: %w", endpoint, err)

@@ -661,22 +661,9 @@ func (p *sandboxProc) sample(ctx context.Context, every time.Duration) func() []
 func (p *sandboxProc) statsInto(ctx context.Context, st *sandboxStats) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/_sandbox/stats", nil)
-	if err != nil {
-		return fmt.Errorf("sandbox stats: %w", err)
-	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("sandbox stats: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("sandbox stats: status %d", resp.StatusCode)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(st); err != nil {
-		return fmt.Errorf("sandbox stats: %w", err)
-	}
-	return nil
+	return p.admin(ctx, http.MethodGet, "/_sandbox/stats", nil, func(body io.Reader) error {
+		return json.NewDecoder(body).Decode(st)
+	})
 }
 
 // trustingClient is an HTTP client whose only root is the certificate in certFile.

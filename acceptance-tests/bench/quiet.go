@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -136,20 +137,7 @@ func writeStateFile(path string, states map[string]json.RawMessage) error {
 func (p *sandboxProc) advanceQuiet(ctx context.Context, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	u := p.url + "/_sandbox/advance?quiet=true&by=" + d.String()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
-	if err != nil {
-		return fmt.Errorf("sandbox quiet advance: %w", err)
-	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("sandbox quiet advance: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("sandbox quiet advance by %s: status %d", d, resp.StatusCode)
-	}
-	return nil
+	return p.admin(ctx, http.MethodPost, "/_sandbox/advance", url.Values{"quiet": {"true"}, "by": {d.String()}}, nil)
 }
 
 // waitNextMinute sleeps into the next wall-clock minute. The sandbox counts each endpoint's requests in fixed
@@ -180,28 +168,19 @@ type sandboxRequest struct {
 func (p *sandboxProc) requestsSince(ctx context.Context, seq int) ([]sandboxRequest, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/_sandbox/requests?since="+strconv.Itoa(seq), nil)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox requests: %w", err)
-	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox requests: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("sandbox requests: status %d", resp.StatusCode)
-	}
 	var out []sandboxRequest
-	dec := json.NewDecoder(resp.Body)
-	for dec.More() {
-		var r sandboxRequest
-		if err := dec.Decode(&r); err != nil {
-			return nil, fmt.Errorf("sandbox requests: %w", err)
+	err := p.admin(ctx, http.MethodGet, "/_sandbox/requests", url.Values{"since": {strconv.Itoa(seq)}}, func(body io.Reader) error {
+		dec := json.NewDecoder(body)
+		for dec.More() {
+			var r sandboxRequest
+			if err := dec.Decode(&r); err != nil {
+				return err
+			}
+			out = append(out, r)
 		}
-		out = append(out, r)
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 // writeRequests keeps a sync's requests in the scenario's directory (-keep), one JSON object a line, for reading
