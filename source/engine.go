@@ -248,8 +248,12 @@ func (e *engine) readWindows(ctx context.Context, r *streamRun, sp *streamPlan) 
 			if err := afterPage(true); err != nil {
 				return err
 			}
-		} else if err := e.pages(ctx, r, sp, sp.reqs.build("", w.variant, w), sc, observe, afterPage); err != nil {
-			return err
+		} else {
+			req := sp.reqs.build("", w.variant, w)
+			req.Rank = func() float64 { return tr.rank(w) }
+			if err := e.pages(ctx, r, sp, req, sc, observe, afterPage); err != nil {
+				return err
+			}
 		}
 		tr.finish(w)
 		r.prog.done.Add(1)

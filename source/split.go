@@ -185,6 +185,23 @@ func (w *window) expectedRest(horizon time.Time) float64 {
 	return w.currentDensity() * left.Seconds()
 }
 
+// rank is how many records w is still expected to return, its read's klaviyo.Request.Rank: when a burst has fewer
+// places than reads waiting for it, the reads with the most left go first. A window split off and not read yet
+// ranks by the density it was split off with; one with neither (a planned window before its first page) ranks 0,
+// level with every other such window.
+func (t *tracker) rank(w *window) float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if w.admitted == 0 && !w.final && !w.done {
+		hi := w.hi
+		if hi.IsZero() {
+			hi = t.syncStart
+		}
+		return w.density * max(hi.Sub(w.lo).Seconds(), 0)
+	}
+	return w.expectedRest(t.syncStart)
+}
+
 // currentDensity is the window's records per second of cursor: the larger of its whole read's and its latest
 // page's once its resources span some time, else the estimate it was split off with. The latest page counts
 // because density changes within a window (an account grows, a sale starts): the average of a read that has just

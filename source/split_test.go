@@ -164,3 +164,31 @@ func TestWindowPoolStopsWaitingWorkersOnError(t *testing.T) {
 	})
 	assert.ErrorIs(t, err, assert.AnError)
 }
+
+// A window's read ranks by the records it is still expected to return (klaviyo.Request.Rank): a running one by its
+// own density, one split off and not read yet by its parent's, a planned one before its first page at 0, and one
+// whose read is over at 0.
+func TestAReadRanksByWhatItsWindowStillHolds(t *testing.T) {
+	h := func(n int) time.Time { return splitBase.Add(time.Duration(n) * time.Hour) }
+	dense := &window{lo: h(0), hi: h(10), sorted: true}
+	sparse := &window{lo: h(10), hi: h(20), sorted: true}
+	planned := &window{lo: h(20), hi: h(30), sorted: true}
+	tr := newTracker(cursorState{}, h(30))
+	tr.add([]*window{dense, sparse, planned})
+	readInto(t, tr, dense, 200, h(0), h(1))   // 200 an hour, 9 hours to go
+	readInto(t, tr, sparse, 10, h(10), h(11)) // 10 an hour
+
+	assert.InDelta(t, dense.expectedRest(h(30)), tr.rank(dense), 1e-9)
+	assert.InDelta(t, 1800, tr.rank(dense), 60, "about 9 hours at 200 an hour")
+	assert.Greater(t, tr.rank(dense), tr.rank(sparse), "the denser read has more left")
+	assert.Zero(t, tr.rank(planned), "nothing is known of a window before its first page")
+
+	upper := tr.split([]*window{dense}, 100, h(30))
+	require.NotNil(t, upper)
+	assert.InDelta(t, upper.density*upper.hi.Sub(upper.lo).Seconds(), tr.rank(upper), 1e-9,
+		"a split-off window ranks by the density it was split off with")
+	assert.Greater(t, tr.rank(upper), tr.rank(sparse))
+
+	tr.pageRead(sparse, true)
+	assert.Zero(t, tr.rank(sparse), "a read past its last page has nothing left")
+}

@@ -2,6 +2,7 @@ package klaviyo
 
 import (
 	"math"
+	"sort"
 	"sync"
 	"time"
 
@@ -31,6 +32,9 @@ const (
 	// increase): from half speed back to full in 50 s, a little under one steady window.
 	recoverStep  = 0.1
 	recoverEvery = 10 * time.Second
+	// rankPause is how long an outranked request waits before it looks again: long enough for the requests ranked
+	// above it, which woke at the same moment, to take their places.
+	rankPause = time.Millisecond
 )
 
 // scaled multiplies a budget by f. A budget counts whole requests, so each limit is rounded to the nearest whole
@@ -142,6 +146,16 @@ func (l *sendLog) left(taken, left time.Time) {
 	l.at[i] = to
 }
 
+// room is how many more sends each limit allows at t: the burst less the sends of the last short window, and the
+// steady limit less those of the last long window. A send is allowed at t when both are positive (delay).
+func (l *sendLog) room(t time.Time) (burst, minute int) {
+	at := t.Sub(l.origin)
+	within := func(w time.Duration) int {
+		return len(l.at) - sort.Search(len(l.at), func(i int) bool { return l.at[i]+w > at })
+	}
+	return l.burst - within(time.Second+l.margin), l.perMinute - within(time.Minute+l.margin)
+}
+
 // record logs a send at t, which the caller has checked delay allows, and drops the sends it makes irrelevant.
 func (l *sendLog) record(t time.Time) {
 	at := t.Sub(l.origin)
@@ -199,6 +213,13 @@ type endpoint struct {
 	// slowedAt and raisedAt are when factor last went down and up.
 	slowedAt time.Time
 	raisedAt time.Time
+	// waiting holds the ranked requests (Request.Rank) waiting for a place, with their latest rank.
+	waiting map[*waiter]struct{}
+}
+
+// waiter is a ranked request waiting in acquire, as its endpoint sees it.
+type waiter struct {
+	rank float64
 }
 
 func newEndpoint(b Budget, scale float64, now time.Time) *endpoint {
@@ -253,6 +274,51 @@ func (e *endpoint) take(now time.Time) bool {
 	}
 	e.log.record(now)
 	return true
+}
+
+// enter registers a ranked request that starts waiting for a place; leave removes it once it has one or gave up.
+func (e *endpoint) enter(rank float64) *waiter {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w := &waiter{rank: rank}
+	if e.waiting == nil {
+		e.waiting = map[*waiter]struct{}{}
+	}
+	e.waiting[w] = struct{}{}
+	return w
+}
+
+func (e *endpoint) leave(w *waiter) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.waiting, w)
+}
+
+// outranked notes w's current rank and reports whether it should let others take the places open at now: more
+// requests ranked above it are waiting than the burst has places. Ranks decide only while the minute has room for
+// more than the burst, the burst-bound start of a sync: a sync that fits in a minute's allowance ends when its
+// longest read does, and a read that misses a burst sends its last page a burst later, so the reads with the most
+// left must not lose a place to one with little left. Once the steady limit binds, or after a 429, requests go as
+// they come: a long sync's oldest windows then keep moving, and its checkpoint with them. Requests without a rank
+// neither wait for ranked ones nor count against them.
+func (e *endpoint) outranked(w *waiter, rank float64, now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w.rank = rank
+	if e.factor < 1 {
+		return false
+	}
+	burst, minute := e.log.room(now)
+	if burst <= 0 || minute <= burst {
+		return false
+	}
+	above := 0
+	for o := range e.waiting {
+		if o.rank > rank {
+			above++
+		}
+	}
+	return above >= burst
 }
 
 // left notes that the request logged at taken went out at at (see sendLog.left).

@@ -367,3 +367,94 @@ func TestA429WidensTheMargin(t *testing.T) {
 	}
 	assert.Equal(t, maxJitterMargin, ep.log.margin, "never wider than the bound")
 }
+
+// room counts what each limit still allows, on the same windows delay uses: a send is allowed exactly when both
+// are positive.
+func TestRoomIsWhatTheLimitsStillAllow(t *testing.T) {
+	t.Parallel()
+	l := newSendLog(Budget{Burst: 3, PerMinute: 5}, t0)
+	l.record(t0)
+	l.record(t0)
+	burst, minute := l.room(t0)
+	assert.Equal(t, [2]int{1, 3}, [2]int{burst, minute})
+	burst, minute = l.room(t0.Add(shortWindow - time.Microsecond))
+	assert.Equal(t, [2]int{1, 3}, [2]int{burst, minute}, "the burst's sends count until a short window has passed")
+	burst, minute = l.room(t0.Add(shortWindow))
+	assert.Equal(t, [2]int{3, 3}, [2]int{burst, minute})
+	l.record(t0.Add(shortWindow))
+	l.record(t0.Add(shortWindow))
+	l.record(t0.Add(shortWindow))
+	burst, minute = l.room(t0.Add(2 * shortWindow))
+	assert.Equal(t, [2]int{3, 0}, [2]int{burst, minute}, "the minute's allowance is spent")
+	assert.Positive(t, l.delay(t0.Add(2*shortWindow)))
+}
+
+// When a burst has fewer places than ranked requests waiting, those ranked highest go first; ties, requests without
+// a rank and a minute with no more room than the burst leave everyone to go as they come.
+func TestTheReadsWithTheMostLeftTakeTheBurstFirst(t *testing.T) {
+	t.Parallel()
+	ep := newEndpoint(Budget{Burst: 2, PerMinute: 100}, 1, t0)
+	low, high, mid := ep.enter(1), ep.enter(5), ep.enter(3)
+	assert.True(t, ep.outranked(low, 1, t0), "two requests ranked above it wait for the burst's two places")
+	assert.False(t, ep.outranked(high, 5, t0))
+	assert.False(t, ep.outranked(mid, 3, t0))
+
+	require.True(t, ep.take(t0))
+	ep.leave(high)
+	assert.True(t, ep.outranked(low, 1, t0), "one place left, and one request above it")
+	require.True(t, ep.take(t0))
+	ep.leave(mid)
+	assert.False(t, ep.outranked(low, 1, t0), "nobody above it: it waits for the next burst like anyone")
+
+	// Its rank is the one it gives now: a read whose window was split has less left than when it began waiting.
+	other := ep.enter(2)
+	assert.False(t, ep.outranked(other, 0.5, t0.Add(shortWindow)))
+	assert.False(t, ep.outranked(low, 0.1, t0.Add(shortWindow)), "one request above it, two places")
+
+	tie := newEndpoint(Budget{Burst: 1, PerMinute: 100}, 1, t0)
+	a, b := tie.enter(4), tie.enter(4)
+	assert.False(t, tie.outranked(a, 4, t0), "equal ranks do not wait for each other")
+	assert.False(t, tie.outranked(b, 4, t0))
+
+	// Once the minute has no more room than the burst, the steady limit binds: requests go as they come, so a long
+	// sync's oldest windows keep moving.
+	tight := newEndpoint(Budget{Burst: 2, PerMinute: 3}, 1, t0)
+	require.True(t, tight.take(t0))
+	at := t0.Add(shortWindow)
+	low2, _, _ := tight.enter(1), tight.enter(5), tight.enter(3)
+	assert.False(t, tight.outranked(low2, 1, at), "the minute has 2 places left, no more than the burst")
+
+	// After a 429 the endpoint paces itself, and ranks give way to that.
+	slowed := newEndpoint(Budget{Burst: 2, PerMinute: 100}, 1, t0)
+	low3, _, _ := slowed.enter(1), slowed.enter(5), slowed.enter(3)
+	slowed.throttled(t0, t0, time.Time{})
+	assert.False(t, slowed.outranked(low3, 1, t0.Add(time.Minute)))
+}
+
+// A ranked request that is outranked waits a moment, lets the requests above it take the burst, and then waits for
+// the next burst.
+func TestAnOutrankedRequestLetsTheOthersGoFirst(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	req := Request{Endpoint: "/api/x", Path: "/api/x", Budget: Budget{Burst: 2, PerMinute: 100}, Rank: func() float64 { return 1 }}
+	ep := f.c.endpoint(req)
+	above := []*waiter{ep.enter(9), ep.enter(7)}
+	var theirs time.Time
+	f.clock.hook = func(d time.Duration) {
+		if d == rankPause && above != nil {
+			// The two requests above it take their places and leave.
+			theirs = f.clock.Now()
+			for _, w := range above {
+				require.True(t, ep.take(theirs))
+				ep.leave(w)
+			}
+			above = nil
+		}
+	}
+	taken, err := f.c.acquire(context.Background(), ep, req)
+	require.NoError(t, err)
+	<-f.c.sem
+	require.False(t, theirs.IsZero(), "it waited for the requests ranked above it")
+	assert.Equal(t, theirs.Add(shortWindow), taken, "and went in the next burst")
+	assert.Empty(t, ep.waiting, "it left the endpoint's waiting requests")
+}

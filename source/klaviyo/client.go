@@ -90,6 +90,12 @@ type Request struct {
 	body []byte
 	// sent, when set, is called once per HTTP attempt, so a caller can count what a daily quota counts.
 	sent func()
+
+	// Rank, when set, says how much the request's read still has to fetch (records, say): when more ranked
+	// requests wait for an endpoint's burst than it has places, those with the most left go first (see
+	// endpoint.outranked). It is called while the request waits, so it must be cheap and safe to call from
+	// another goroutine.
+	Rank func() float64
 }
 
 // Client reads Klaviyo's API: auth and revision headers, JSON:API pages, per-endpoint rate budgets and retries.
@@ -459,6 +465,11 @@ func (c *Client) endpoint(req Request) *endpoint {
 func (c *Client) acquire(ctx context.Context, ep *endpoint, req Request) (time.Time, error) {
 	start := c.now()
 	defer func() { c.stats.waitNanos.Add(int64(c.now().Sub(start))) }()
+	var w *waiter
+	if req.Rank != nil {
+		w = ep.enter(req.Rank())
+		defer ep.leave(w)
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return time.Time{}, c.stopped(req, err)
@@ -477,6 +488,14 @@ func (c *Client) acquire(ctx context.Context, ep *endpoint, req Request) (time.T
 		}
 		if d := ep.tokenDelay(now); d > 0 {
 			if err := c.cfg.Sleep(ctx, d); err != nil {
+				return time.Time{}, c.stopped(req, err)
+			}
+			continue
+		}
+		if w != nil && ep.outranked(w, req.Rank(), now) {
+			// The requests ranked above this one are taking the places open now; once they have, the wait is
+			// for the next burst (tokenDelay).
+			if err := c.cfg.Sleep(ctx, rankPause); err != nil {
 				return time.Time{}, c.stopped(req, err)
 			}
 			continue
