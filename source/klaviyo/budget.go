@@ -32,9 +32,12 @@ const (
 	// increase): from half speed back to full in 50 s, a little under one steady window.
 	recoverStep  = 0.1
 	recoverEvery = 10 * time.Second
-	// rankPause is how long an outranked request waits before it looks again: long enough for the requests ranked
-	// above it, which woke at the same moment, to take their places.
-	rankPause = time.Millisecond
+	// rankPause is how long an outranked request first waits before it looks again: long enough for the requests
+	// ranked above it, which woke at the same moment, to take their places. Each look that finds it still
+	// outranked doubles the wait, up to maxRankPause, so requests kept waiting behind ones that cannot send yet
+	// (every place of max_concurrency in flight) do not spin.
+	rankPause    = time.Millisecond
+	maxRankPause = 16 * time.Millisecond
 )
 
 // scaled multiplies a budget by f. A budget counts whole requests, so each limit is rounded to the nearest whole

@@ -432,7 +432,7 @@ func TestTheReadsWithTheMostLeftTakeTheBurstFirst(t *testing.T) {
 }
 
 // A ranked request that is outranked waits a moment, lets the requests above it take the burst, and then waits for
-// the next burst.
+// the next burst; while they cannot send, it looks again less and less often.
 func TestAnOutrankedRequestLetsTheOthersGoFirst(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
@@ -440,9 +440,15 @@ func TestAnOutrankedRequestLetsTheOthersGoFirst(t *testing.T) {
 	ep := f.c.endpoint(req)
 	above := []*waiter{ep.enter(9), ep.enter(7)}
 	var theirs time.Time
+	var pauses []time.Duration
 	f.clock.hook = func(d time.Duration) {
-		if d == rankPause && above != nil {
-			// The two requests above it take their places and leave.
+		if d > maxRankPause || above == nil {
+			return
+		}
+		pauses = append(pauses, d)
+		if len(pauses) == 7 {
+			// The two requests above it, held up until now (as by every place of max_concurrency in flight),
+			// take their places and leave.
 			theirs = f.clock.Now()
 			for _, w := range above {
 				require.True(t, ep.take(theirs))
@@ -455,6 +461,9 @@ func TestAnOutrankedRequestLetsTheOthersGoFirst(t *testing.T) {
 	require.NoError(t, err)
 	<-f.c.sem
 	require.False(t, theirs.IsZero(), "it waited for the requests ranked above it")
+	ms := time.Millisecond
+	assert.Equal(t, []time.Duration{ms, 2 * ms, 4 * ms, 8 * ms, 16 * ms, 16 * ms, 16 * ms}, pauses,
+		"each look that finds it still outranked doubles the pause, up to a bound: no spinning")
 	assert.Equal(t, theirs.Add(shortWindow), taken, "and went in the next burst")
 	assert.Empty(t, ep.waiting, "it left the endpoint's waiting requests")
 }

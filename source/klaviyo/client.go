@@ -466,6 +466,7 @@ func (c *Client) acquire(ctx context.Context, ep *endpoint, req Request) (time.T
 	start := c.now()
 	defer func() { c.stats.waitNanos.Add(int64(c.now().Sub(start))) }()
 	var w *waiter
+	pause := rankPause
 	if req.Rank != nil {
 		w = ep.enter(req.Rank())
 		defer ep.leave(w)
@@ -490,16 +491,19 @@ func (c *Client) acquire(ctx context.Context, ep *endpoint, req Request) (time.T
 			if err := c.cfg.Sleep(ctx, d); err != nil {
 				return time.Time{}, c.stopped(req, err)
 			}
+			pause = rankPause
 			continue
 		}
 		if w != nil && ep.outranked(w, req.Rank(), now) {
 			// The requests ranked above this one are taking the places open now; once they have, the wait is
 			// for the next burst (tokenDelay).
-			if err := c.cfg.Sleep(ctx, rankPause); err != nil {
+			if err := c.cfg.Sleep(ctx, pause); err != nil {
 				return time.Time{}, c.stopped(req, err)
 			}
+			pause = min(2*pause, maxRankPause)
 			continue
 		}
+		pause = rankPause
 		select {
 		case c.sem <- struct{}{}:
 		case <-ctx.Done():
