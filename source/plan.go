@@ -328,8 +328,8 @@ func expectedPages(s catalog.Stream, sh *shaper, probed *klaviyo.Document, first
 func (p planner) windowCount(s catalog.Stream, span time.Duration) int {
 	burst := s.Rate.Burst
 	if p.cfg.RateLimitScale > 0 {
-		// Rounded as the client rounds a scaled budget (klaviyo.Budget.scaled), so both count the same burst.
-		burst = max(1, int(math.Floor(float64(burst)*p.cfg.RateLimitScale+0.5)))
+		// Scaled as the client scales it, so both count the same burst.
+		burst = klaviyo.Budget{Burst: burst, PerMinute: s.Rate.PerMinute}.Scaled(p.cfg.RateLimitScale).Burst
 	}
 	n := min(max(burst, 2), max(p.cfg.MaxConcurrency, 1))
 	return max(min(n, int(span/time.Hour)), 1)

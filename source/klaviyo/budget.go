@@ -40,10 +40,11 @@ const (
 	maxRankPause = 16 * time.Millisecond
 )
 
-// scaled multiplies a budget by f. A budget counts whole requests, so each limit is rounded to the nearest whole
-// number and kept at least 1 — the same rule the sandbox applies to its scaled tiers, so that a client and a
-// sandbox given one factor agree on the budget exactly.
-func (b Budget) scaled(f float64) Budget {
+// Scaled multiplies a budget by f (rate_limit_scale). A budget counts whole requests, so each limit is rounded to
+// the nearest whole number and kept at least 1 — the same rule the sandbox applies to its scaled tiers, so that a
+// client and a sandbox given one factor agree on the budget exactly, and the rule the planner sizes windows by, so
+// that it counts the burst the client counts.
+func (b Budget) Scaled(f float64) Budget {
 	if f == 1 {
 		return b
 	}
@@ -81,9 +82,6 @@ type sendLog struct {
 }
 
 const (
-	// shortWindow and longWindow are the windows at the starting margin.
-	shortWindow = time.Second + jitterMargin
-	longWindow  = time.Minute + jitterMargin
 	// maxJitterMargin bounds the widening: 400 ms is a transatlantic round trip, beyond any queueing that the
 	// slow-down itself does not absorb.
 	maxJitterMargin = 400 * time.Millisecond
@@ -96,6 +94,11 @@ func newSendLog(b Budget, origin time.Time) *sendLog {
 // widen doubles the margin, up to maxJitterMargin.
 func (l *sendLog) widen() {
 	l.margin = min(2*l.margin, maxJitterMargin)
+}
+
+// windows are the two windows the log counts in at its current margin: a second and a minute, each lengthened by it.
+func (l *sendLog) windows() (short, long time.Duration) {
+	return time.Second + l.margin, time.Minute + l.margin
 }
 
 // recent is the offset of the k-th most recent send (k = 1 the latest), and false when the log holds fewer.
@@ -111,15 +114,16 @@ func (l *sendLog) recent(k int) (time.Duration, bool) {
 // microseconds before another sent waits those microseconds.
 func (l *sendLog) delay(t time.Time) time.Duration {
 	at := t.Sub(l.origin)
+	short, long := l.windows()
 	var d time.Duration
 	if s, ok := l.recent(1); ok {
 		d = max(d, s-at)
 	}
 	if s, ok := l.recent(l.burst); ok {
-		d = max(d, s+time.Second+l.margin-at)
+		d = max(d, s+short-at)
 	}
 	if s, ok := l.recent(l.perMinute); ok {
-		d = max(d, s+time.Minute+l.margin-at)
+		d = max(d, s+long-at)
 	}
 	return d
 }
@@ -156,7 +160,8 @@ func (l *sendLog) room(t time.Time) (burst, minute int) {
 	within := func(w time.Duration) int {
 		return len(l.at) - sort.Search(len(l.at), func(i int) bool { return l.at[i]+w > at })
 	}
-	return l.burst - within(time.Second+l.margin), l.perMinute - within(time.Minute+l.margin)
+	short, long := l.windows()
+	return l.burst - within(short), l.perMinute - within(long)
 }
 
 // record logs a send at t, which the caller has checked delay allows, and drops the sends it makes irrelevant.
@@ -226,7 +231,7 @@ type waiter struct {
 }
 
 func newEndpoint(b Budget, scale float64, now time.Time) *endpoint {
-	hard := b.scaled(scale)
+	hard := b.Scaled(scale)
 	base := rate.Limit(float64(hard.PerMinute) / 60)
 	return &endpoint{
 		budget: b, hard: hard, base: base,

@@ -122,7 +122,7 @@ func TestDrivenHardAnEndpointKeepsItsLimitsAndSpendsTheSteadyRate(t *testing.T) 
 				require.True(t, ep.take(now))
 				sent = append(sent, now)
 			}
-			hard := b.scaled(scale)
+			hard := b.Scaled(scale)
 			assert.LessOrEqual(t, maxInWindow(sent, shortWindow), hard.Burst, "%+v×%v per second", b, scale)
 			assert.LessOrEqual(t, maxInWindow(sent, longWindow), hard.PerMinute, "%+v×%v per minute", b, scale)
 			// Every long window starting in the ten minutes is spent in full.
@@ -175,7 +175,7 @@ func TestNoFixedWindowEverHoldsMoreThanTheLimits(t *testing.T) {
 				arrived = append(arrived, next[i].Add(time.Duration(rnd.Int64N(int64(jitter)+1))))
 				next[i] = next[i].Add(time.Duration(rnd.Int64N(int64(maxLatency) + 1)))
 			}
-			hard := b.scaled(scale)
+			hard := b.Scaled(scale)
 			require.NotEmpty(t, sent)
 			assert.LessOrEqual(t, maxInWindow(arrived, time.Second), hard.Burst, "arrivals per second")
 			assert.LessOrEqual(t, maxInWindow(arrived, time.Minute), hard.PerMinute, "arrivals per minute")
@@ -295,11 +295,11 @@ func TestASlowedEndpointPacesItself(t *testing.T) {
 
 func TestScaledBudgetsAreWholeRequests(t *testing.T) {
 	t.Parallel()
-	assert.Equal(t, Budget{Burst: 8, PerMinute: 75}, TierL().scaled(0.1))
-	assert.Equal(t, Budget{Burst: 1, PerMinute: 2}, TierXS().scaled(0.1))
-	assert.Equal(t, Budget{Burst: 1, PerMinute: 1}, TierXS().scaled(0.001))
-	assert.Equal(t, Budget{Burst: 150, PerMinute: 1500}, TierL().scaled(2))
-	assert.Equal(t, TierM(), TierM().scaled(1))
+	assert.Equal(t, Budget{Burst: 8, PerMinute: 75}, TierL().Scaled(0.1))
+	assert.Equal(t, Budget{Burst: 1, PerMinute: 2}, TierXS().Scaled(0.1))
+	assert.Equal(t, Budget{Burst: 1, PerMinute: 1}, TierXS().Scaled(0.001))
+	assert.Equal(t, Budget{Burst: 150, PerMinute: 1500}, TierL().Scaled(2))
+	assert.Equal(t, TierM(), TierM().Scaled(1))
 }
 
 func TestASendThatLeftLateCountsFromWhenItLeft(t *testing.T) {

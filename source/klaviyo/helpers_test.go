@@ -20,6 +20,12 @@ const testKey = "pk_SECRETSECRET0123456789abcdef0123"
 // paths) hits the outer 404 instead of passing by luck.
 const basePath = "/proxy/klaviyo"
 
+// shortWindow and longWindow are the windows a send log counts in at the starting margin (sendLog.windows).
+const (
+	shortWindow = time.Second + jitterMargin
+	longWindow  = time.Minute + jitterMargin
+)
+
 // roomy is a budget the tests never wait on unless they mean to.
 func roomy() Budget { return Budget{Burst: 1000, PerMinute: 60000} }
 
