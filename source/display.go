@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/source-klaviyo/source-klaviyo/source/emit"
 )
 
@@ -26,14 +28,11 @@ type liveDisplay struct {
 	lines int // lines drawn last time, to move back over
 }
 
-// newLiveDisplay returns a display on w when w is a terminal, else nil.
+// newLiveDisplay returns a display on w when w is a terminal, else nil. A character device is not enough: stderr
+// sent to /dev/null is one, and drawing there twice a second is CPU spent for no one.
 func newLiveDisplay(w io.Writer) *liveDisplay {
 	f, ok := w.(*os.File)
-	if !ok {
-		return nil
-	}
-	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return nil
 	}
 	return &liveDisplay{w: w}

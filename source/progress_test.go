@@ -165,6 +165,10 @@ func TestLiveDisplayRedrawsInPlace(t *testing.T) {
 	require.NoError(t, err)
 	defer f.Close()
 	require.Nil(t, newLiveDisplay(f), "a file is not a terminal")
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	defer null.Close()
+	require.Nil(t, newLiveDisplay(null), "/dev/null is a character device but not a terminal")
 
 	var buf bytes.Buffer
 	d := &liveDisplay{w: &buf}
