@@ -1,7 +1,10 @@
 package klaviyo
 
 import (
+	"encoding/binary"
 	stdjson "encoding/json"
+	"math/bits"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -44,3 +47,59 @@ func BenchmarkCheckJSON(b *testing.B) {
 
 // checkJSONReference is what checkJSON must agree with: the standard library's grammar check plus UTF-8.
 func checkJSONReference(b []byte) bool { return stdjson.Valid(b) && utf8.Valid(b) }
+
+// specialByte is what special must find: a byte a string scan has to look at.
+func specialByte(c byte) bool { return c < 0x20 || c == '"' || c == '\\' || c >= 0x80 }
+
+// special's contract, which str relies on to skip bytes: a word with no special byte gives 0, and otherwise its
+// lowest flag is on the first special byte (flags above that one may be false). Every byte value is tried at every
+// position of a plain word, then pairs of values and random words.
+func TestSpecialFlagsTheFirstByteToLookAt(t *testing.T) {
+	t.Parallel()
+	check := func(w [8]byte) {
+		first := -1
+		for i, c := range w {
+			if specialByte(c) {
+				first = i
+				break
+			}
+		}
+		m := special(binary.LittleEndian.Uint64(w[:]))
+		if first < 0 {
+			if m != 0 {
+				t.Fatalf("%q has no special byte, special flags %#x", w, m)
+			}
+			return
+		}
+		if m == 0 || bits.TrailingZeros64(m)/8 != first {
+			t.Fatalf("%q: first special byte at %d, special flags %#x", w, first, m)
+		}
+	}
+	plain := [8]byte{'a', 'b', ' ', '~', '0', '!', '#', '['}
+	check(plain)
+	for pos := range 8 {
+		for c := range 256 {
+			w := plain
+			w[pos] = byte(c)
+			check(w)
+			for pos2 := pos + 1; pos2 < 8; pos2++ {
+				for _, c2 := range []byte{0, 0x1f, 0x20, '"', '#', '\\', ']', 0x7f, 0x80, 0xff} {
+					w2 := w
+					w2[pos2] = c2
+					check(w2)
+				}
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200_000 {
+		var w [8]byte
+		binary.LittleEndian.PutUint64(w[:], r.Uint64())
+		for i := range w { // mostly plain bytes, so that words with no or late special bytes are common
+			if r.IntN(4) != 0 {
+				w[i] = byte(0x20 + r.IntN(0x60))
+			}
+		}
+		check(w)
+	}
+}
