@@ -114,10 +114,10 @@ type Client struct {
 	mu        sync.Mutex
 	endpoints map[string]*endpoint
 
-	// bufs keeps response body buffers between pages: at most PagesInMemory bodies are read at once, so it
-	// holds that many. A sync.Pool lost them at every other GC, and regrowing a 1 MB buffer from nothing (each
-	// doubling zeroed and copied) was about 4% of the CPU-bound benchmark's profile.
-	bufs chan *bytes.Buffer
+	// bufs keeps response body buffers, with the page decoder's scratch, between pages: at most PagesInMemory
+	// bodies are read at once, so it holds that many. A sync.Pool lost them at every other GC, and regrowing a 1 MB
+	// buffer from nothing (each doubling zeroed and copied) was about 4% of the CPU-bound benchmark's profile.
+	bufs chan *pageBuffer
 
 	stats counters
 }
@@ -180,7 +180,7 @@ func New(cfg Config) (*Client, error) {
 		mask:      secret.New(cfg.APIKey),
 		now:       time.Now,
 		endpoints: make(map[string]*endpoint),
-		bufs:      make(chan *bytes.Buffer, cfg.PagesInMemory),
+		bufs:      make(chan *pageBuffer, cfg.PagesInMemory),
 	}, nil
 }
 
@@ -613,8 +613,9 @@ func (c *Client) attempt(ctx context.Context, req Request, target string, wrote 
 		var once sync.Once
 		release := func() { once.Do(func() { <-c.pages }) }
 		timer.Reset(c.cfg.Timeout)
-		buf := c.buffer()
-		defer c.recycle(buf)
+		pb := c.buffer()
+		defer c.recycle(pb)
+		buf := &pb.body
 		if n := resp.ContentLength; n > 0 && n <= maxBody {
 			// The whole body at once, plus the room ReadFrom wants to see the end: no doubling on the way.
 			buf.Grow(int(n) + bytes.MinRead)
@@ -624,11 +625,12 @@ func (c *Client) attempt(ctx context.Context, req Request, target string, wrote 
 			// The connection broke or stalled mid-body: the server's answer was fine, the transport was not.
 			return nil, nil, &outcome{reason: reasonOf(err), err: c.mask.Err(err)}
 		}
-		decode := decodeBytes
+		var doc *Document
 		if req.body != nil {
-			decode = decodeReport
+			doc, err = decodeReport(buf.Bytes())
+		} else {
+			doc, err = decodeBytes(buf.Bytes(), &pb.scratch)
 		}
-		doc, err := decode(buf.Bytes())
 		if err != nil {
 			release()
 			return nil, nil, &outcome{reason: reasonBody, err: c.mask.Err(err)}
@@ -661,24 +663,35 @@ func (c *Client) attempt(ctx context.Context, req Request, target string, wrote 
 	}
 }
 
-// buffer returns a kept body buffer, or a new one.
-func (c *Client) buffer() *bytes.Buffer {
+// pageBuffer is what reading and decoding one page needs and the next page can use again: the body's bytes and
+// the page decoder's scratch.
+type pageBuffer struct {
+	body    bytes.Buffer
+	scratch scanScratch
+}
+
+// buffer returns a kept page buffer, or a new one.
+func (c *Client) buffer() *pageBuffer {
 	select {
 	case b := <-c.bufs:
 		return b
 	default:
-		return new(bytes.Buffer)
+		return new(pageBuffer)
 	}
 }
 
-// recycle keeps buf for the next page unless it is unusually large or enough are kept already.
-func (c *Client) recycle(buf *bytes.Buffer) {
-	if buf.Cap() > maxPooled {
+// recycle keeps pb for the next page unless its body is unusually large or enough are kept already; scratch grown
+// by an unusually large page is dropped, the body kept.
+func (c *Client) recycle(pb *pageBuffer) {
+	if pb.body.Cap() > maxPooled {
 		return
 	}
-	buf.Reset()
+	pb.body.Reset()
+	if pb.scratch.large() {
+		pb.scratch = scanScratch{}
+	}
 	select {
-	case c.bufs <- buf:
+	case c.bufs <- pb:
 	default:
 	}
 }

@@ -285,20 +285,25 @@ func decodeDocument(r io.Reader) (*Document, error) {
 	if err := readBody(r, &buf); err != nil {
 		return nil, err
 	}
-	return decodeBytes(buf.Bytes())
+	return decodeBytes(buf.Bytes(), nil)
 }
 
 // decodeBytes decodes one JSON:API document. It fails on anything that is not a complete document: truncated or
 // malformed JSON, trailing bytes, a missing data member, a resource without type or id, or attributes that are not
 // an object. A body that fails here is worth retrying; the caller decides.
-func decodeBytes(body []byte) (doc *Document, err error) {
+//
+// scratch, when not nil, is the page decoder's room from earlier pages (Client.bufs).
+func decodeBytes(body []byte, scratch *scanScratch) (doc *Document, err error) {
 	// The decoders parse bytes from the network; a bug in one must cost one retry, not the process.
 	defer func() {
 		if p := recover(); p != nil {
 			doc, err = nil, fmt.Errorf("decode JSON:API document: decoder panicked: %v", p)
 		}
 	}()
-	if doc, ok := decodePage(body); ok {
+	if scratch == nil {
+		scratch = new(scanScratch)
+	}
+	if doc, ok := scratch.decode(body); ok {
 		return doc, nil
 	}
 	return decodeGeneral(body)

@@ -32,7 +32,7 @@ func agree(t testing.TB, body []byte) bool {
 			t.Fatalf("decodePage and the general path disagree on %.300q:\n got %+v\nwant %+v", body, got, want)
 		}
 	}
-	doc, err := decodeBytes(bytes.Clone(body))
+	doc, err := decodeBytes(bytes.Clone(body), nil)
 	if (err == nil) != (wantErr == nil) || (err == nil && !equalDocuments(doc, want)) {
 		t.Fatalf("decodeBytes answers %v, %v; the general path %v, %v", doc, err, want, wantErr)
 	}
@@ -113,7 +113,7 @@ func TestDecodePageAgreesOnSandboxPages(t *testing.T) {
 	assert.True(t, agree(t, eventsPage(100)), "a page of events")
 }
 
-func rawGet(t *testing.T, u string) ([]byte, int) {
+func rawGet(t testing.TB, u string) ([]byte, int) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	require.NoError(t, err)
@@ -271,5 +271,113 @@ func TestAttributeWithAnIndexOfOtherAttributes(t *testing.T) {
 			require.NoError(t, json.Unmarshal(r.Attributes, &m), other)
 			assert.Equal(t, string(m["updated"]), string(v), other)
 		}
+	}
+}
+
+// BenchmarkDecodeProfilesPage decodes a sandbox page of 100 profiles with their subscriptions (383 KB) with
+// decodeBytes, as the client does once the body is read: the page that costs the most per record, and the one the
+// rate-profiles benchmark reads. Most of its bytes are short strings, so it measures the validator's per-string
+// cost where BenchmarkDecodeEventsPage measures its per-byte cost.
+func BenchmarkDecodeProfilesPage(b *testing.B) {
+	srv, err := sandbox.Start(sandbox.Options{Seed: 1, Now: sandboxNow, Scale: sandbox.Scale{Profiles: 100}})
+	require.NoError(b, err)
+	body, status := rawGet(b, srv.URL()+"/api/profiles?page%5Bsize%5D=100&additional-fields%5Bprofile%5D=subscriptions")
+	require.NoError(b, srv.Close())
+	require.Equal(b, http.StatusOK, status)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	records := 0
+	var scratch scanScratch // the client keeps one with each body buffer
+	for b.Loop() {
+		doc, err := decodeBytes(body, &scratch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		records += len(doc.Data)
+	}
+	b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+}
+
+// A client decodes every page into the same scratch and the same body buffer. Each Document must own what it
+// holds: decoding the next pages, or writing over the body, changes nothing in the ones before, and each equals
+// what a fresh scratch decodes (resources, raw values, attribute offsets, and whether Data and Included are nil).
+func TestScratchReusedAcrossPagesLeavesEarlierDocumentsIntact(t *testing.T) {
+	t.Parallel()
+	srv, err := sandbox.Start(sandbox.Options{Seed: 7, Now: sandboxNow, Scale: sandbox.Scale{Events: 120, Profiles: 40}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	var bodies [][]byte
+	for _, q := range []string{"/api/profiles?additional-fields%5Bprofile%5D=subscriptions", "/api/events?include=metric",
+		"/api/lists", "/api/profiles?page%5Bsize%5D=5"} {
+		body, status := rawGet(t, srv.URL()+q)
+		require.Equal(t, http.StatusOK, status, q)
+		bodies = append(bodies, body)
+	}
+	bodies = append(bodies,
+		[]byte(`{"data":[{"type":"e","id":"1","attributes":{"a":1},"relationships":{"m":{"data":{"type":"m","id":"x"}}}}],"included":[]}`),
+		[]byte(`{"data":[{"type":"e","id":"1","attributes":{"a":1}},{"type":"e","id":"2","attributes":{"b":`), // broken
+		[]byte(`{"data":[],"included":null}`),
+		bodies[0])
+
+	var scratch scanScratch
+	buf := make([]byte, 0, 1<<20)
+	var kept []*Document
+	var wants []*Document
+	for _, body := range bodies {
+		want, wantOK := decodePage(bytes.Clone(body))
+		buf = append(buf[:0], body...)
+		got, ok := scratch.decode(buf)
+		require.Equal(t, wantOK, ok, "%.100s", body)
+		if !ok {
+			continue
+		}
+		kept, wants = append(kept, got), append(wants, want)
+	}
+	for i := range buf {
+		buf[i] = 'x'
+	}
+	require.Len(t, kept, len(bodies)-1)
+	for i, got := range kept {
+		want := wants[i]
+		require.True(t, equalDocuments(got, want), "page %d", i)
+		require.Equal(t, want.Data == nil, got.Data == nil, "page %d", i)
+		require.Equal(t, want.Included == nil, got.Included == nil, "page %d", i)
+		for j := range want.Data {
+			require.Equal(t, want.Data[j].indexed, got.Data[j].indexed, "page %d resource %d", i, j)
+			require.Equal(t, want.Data[j].keys, got.Data[j].keys, "page %d resource %d", i, j)
+		}
+	}
+}
+
+// A kept page buffer keeps its scratch's room for the next page, unless a page grew it past what Klaviyo's pages
+// need: then the room goes (the body buffer stays), so one hostile page does not hold memory for the whole sync.
+func TestRecycleDropsScratchOnlyWhenAPageGrewItLarge(t *testing.T) {
+	t.Parallel()
+	page := func(n int) []byte {
+		var b strings.Builder
+		b.WriteString(`{"data":[`)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"type":"e","id":"%d","attributes":{"a":%d}}`, i, i)
+		}
+		b.WriteString(`]}`)
+		return []byte(b.String())
+	}
+	c := &Client{bufs: make(chan *pageBuffer, 1)}
+	for _, tc := range []struct {
+		resources int
+		kept      bool
+	}{{100, true}, {maxKeptResources + 1, false}} {
+		pb := c.buffer()
+		doc, ok := pb.scratch.decode(page(tc.resources))
+		require.True(t, ok)
+		require.Len(t, doc.Data, tc.resources)
+		c.recycle(pb)
+		again := c.buffer()
+		require.Same(t, pb, again, "the buffer is kept either way")
+		assert.Equal(t, tc.kept, cap(again.scratch.data) >= tc.resources, "%d resources", tc.resources)
+		c.recycle(again)
 	}
 }

@@ -35,7 +35,7 @@ func TestBrokenBodiesAreDecodeErrorsNotPanics(t *testing.T) {
 				b = append(b[:p:p], append([]byte{alphabet[r.IntN(len(alphabet))]}, b[p:]...)...)
 			}
 		}
-		if _, err := decodeBytes(b); err != nil {
+		if _, err := decodeBytes(b, nil); err != nil {
 			require.NotContains(t, err.Error(), "panicked", "body %q", b)
 		}
 	}
