@@ -690,6 +690,7 @@ func (c *Client) recycle(pb *pageBuffer) {
 	if pb.scratch.large() {
 		pb.scratch = scanScratch{}
 	}
+	pb.scratch.reset()
 	select {
 	case c.bufs <- pb:
 	default:

@@ -32,8 +32,9 @@ func (sc *scanScratch) decode(body []byte) (*Document, bool) {
 	return s.finish(), true
 }
 
-// scanScratch is what a pageScanner builds only while it scans a page; its zero value is ready to use. Between
-// pages it holds on to nothing but capacity: reset clears what the last page left.
+// scanScratch is what a pageScanner builds only while it scans a page; its zero value is ready to use. Kept
+// between pages, it holds on to nothing but capacity: reset (by the client when it keeps the buffer, and again
+// before each page) clears what the last page left.
 type scanScratch struct {
 	// data and included are the page's resources, pointing into the body until finish copies them out.
 	data, included []Resource

@@ -378,6 +378,10 @@ func TestRecycleDropsScratchOnlyWhenAPageGrewItLarge(t *testing.T) {
 		again := c.buffer()
 		require.Same(t, pb, again, "the buffer is kept either way")
 		assert.Equal(t, tc.kept, cap(again.scratch.data) >= tc.resources, "%d resources", tc.resources)
+		require.Empty(t, again.scratch.data)
+		for _, r := range again.scratch.data[:cap(again.scratch.data)] {
+			require.Empty(t, r.ID, "a kept scratch holds no resource of the last page")
+		}
 		c.recycle(again)
 	}
 }
