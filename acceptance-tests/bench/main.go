@@ -229,12 +229,12 @@ func run() error {
 }
 
 // scenarioNames lists the scenarios, for -only.
-const scenarioNames = "rate-events, rate-skewed, rate-profiles, rate-both, rate-both-inflight, rate-catalog, rate-core-tls, small-profiles, small-events, cpu, cpu-maps, quiet-demo, quiet-lists, catalog-vs-events"
+const scenarioNames = "rate-events, rate-skewed, rate-profiles, rate-both, rate-both-inflight, rate-catalog, rate-core-tls, small-profiles, small-events, small-busy-hours, cpu, cpu-maps, quiet-demo, quiet-lists, catalog-vs-events"
 
 // plan builds the scenarios the flags ask for.
 func plan(o options) ([]scenario, error) {
 	all := []scenario{rateEvents(o), rateSkewed(o), rateProfiles(o), rateBoth(o, false), rateBoth(o, true), rateCatalog(o),
-		rateCoreTLS(o), small(o, "profiles", o.smallProfs), small(o, "events", o.smallEvents), cpuBound(o), cpuMaps(o),
+		rateCoreTLS(o), small(o, "profiles", o.smallProfs), small(o, "events", o.smallEvents), smallBusyHours(o), cpuBound(o), cpuMaps(o),
 		quietDemo(o), quietLists(o), catalogVsEvents(o)}
 	var out []scenario
 	if o.only != "" {

@@ -223,6 +223,7 @@ func (r result) floor() (time.Duration, string) {
 
 // runScenario starts the sandbox, builds the configured catalog, runs the sync and collects the figures.
 func runScenario(ctx context.Context, b bins, sc scenario, o options, dir string) (result, error) {
+	sc = sc.startingAt(time.Now())
 	a, err := startAccount(ctx, b, sc, o, dir)
 	if err != nil {
 		return result{}, err

@@ -42,6 +42,11 @@ type scenario struct {
 	// of the run; rssGoal reports peak RSS against the 64 MiB goal.
 	midRunGoal float64
 	rssGoal    bool
+	// recent, when set, has the sandbox's clock start at the wall clock when the scenario runs and the connector
+	// read only the last recent of it (start_date): an incremental sync's span (startingAt). startDate is that
+	// bound once set.
+	recent    time.Duration
+	startDate time.Time
 	// study, when set, runs the scenario instead of a single sync (quiet.go, pair.go: two syncs each) and returns
 	// its report section and every sync's result.
 	study func(ctx context.Context, b bins, sc scenario, o options, dir string) (string, []result, error)
@@ -247,6 +252,47 @@ func small(o options, stream string, records int) scenario {
 		streams: []string{stream}, about: about,
 		sandboxArgs: []string{arg, strconv.Itoa(records), "--rate-limits", "klaviyo", "--latency", o.latency},
 	}
+}
+
+// busyHoursEvents is an account with exactly one event every 45 ms over the sandbox's year of event history: 80,000
+// an hour, up to its clock. The sandbox spreads its base events over the year with a whole-millisecond step, so only
+// a count that divides the year makes the last hours as dense as the rest (700,800,000 base events); 350,575 more
+// are its future-dated ones (one in 2,000 of the total).
+const busyHoursEvents = 701_150_575
+
+// busyHoursSpan is the span small-busy-hours reads: 200,000 events at 80,000 an hour, as many as small-events.
+const busyHoursSpan = 150 * time.Minute
+
+// smallBusyHours is small-events' 200 pages as an incremental sync finds them on a busy store: all in the last 2.5
+// hours. A span that short is planned as one window, with no probe (planner.splitWindows), so its speed is how fast
+// that window splits as it runs; small-events plans 128 windows from a probe instead. The account is 700 million
+// events, which the sandbox computes rather than stores.
+func smallBusyHours(o options) scenario {
+	sc := small(o, "events", 0)
+	sc.name = "small-busy-hours"
+	sc.recent = busyHoursSpan
+	sc.sandboxArgs = []string{"--events", strconv.Itoa(busyHoursEvents), "--rate-limits", "klaviyo", "--latency", o.latency}
+	sc.about = fmt.Sprintf("events alone, the last %s of an account with 80,000 events an hour (start_date; one window, no probe), "+
+		"Klaviyo's published tiers, %s latency", busyHoursSpan, o.latency)
+	return sc
+}
+
+// startingAt fixes a scenario with a recent span to the wall clock now: the sandbox's clock starts at now, and the
+// connector's start_date is recent before it. Both are read when the scenario starts, so that the sync's span (its
+// start_date to the wall clock at its start) is the one intended whatever ran before it.
+func (sc scenario) startingAt(now time.Time) scenario {
+	if sc.recent <= 0 {
+		return sc
+	}
+	now = now.UTC().Truncate(time.Second)
+	sc.startDate = now.Add(-sc.recent)
+	sc.sandboxArgs = append(slices.Clone(sc.sandboxArgs), "--now", now.Format(time.RFC3339))
+	config := map[string]any{"start_date": sc.startDate.Format(time.RFC3339)}
+	for k, v := range sc.config {
+		config[k] = v
+	}
+	sc.config = config
+	return sc
 }
 
 // burstFloor is the shortest time Klaviyo's two limits and the latency allow for n requests to one endpoint, as a

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"net/url"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/source-klaviyo/source-klaviyo/acceptance-tests/sandbox"
 )
 
 func TestBurstFloor(t *testing.T) {
@@ -166,4 +169,36 @@ func TestCPUGoalsOfIssue12(t *testing.T) {
 	assert.Contains(t, out, "- Goal ≤ 5 CPU s per million records, CPU-bound (issue 12): 4.50, met.")
 	assert.Contains(t, out, "- Goal ≤ 15 CPU s per million records, profiles with subscriptions (issue 12): 16.00, NOT met.")
 	assert.NotContains(t, goals([]result{{sc: cpuMaps(o), records: 1, cpu: time.Second}}), "issue 12")
+}
+
+// small-busy-hours reads the last 2.5 hours of an account whose clock starts when the scenario does: the sandbox gets
+// that clock, the connector a start_date 2.5 hours before it, and the span holds small-events' 200,000 events.
+func TestSmallBusyHoursReadsTheLastHoursOfAnAccountStartingNow(t *testing.T) {
+	t.Parallel()
+	sc := smallBusyHours(defaults())
+	assert.Equal(t, "small", sc.kind)
+	assert.Equal(t, "events", sc.smallStream)
+	assert.True(t, sc.startDate.IsZero(), "nothing is fixed before the scenario runs")
+
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	fixed := sc.startingAt(now.Add(300 * time.Millisecond))
+	assert.Equal(t, now.Add(-150*time.Minute), fixed.startDate)
+	assert.Equal(t, "2026-11-30T09:30:00Z", fixed.config["start_date"])
+	assert.Equal(t, []string{"--events", "701150575", "--rate-limits", "klaviyo", "--latency", "300ms", "--now", "2026-11-30T12:00:00Z"},
+		fixed.sandboxArgs)
+	assert.NotContains(t, sc.sandboxArgs, "--now", "the scenario itself is left as it was")
+	assert.Equal(t, small(defaults(), "events", 1), small(defaults(), "events", 1).startingAt(now), "other scenarios are unchanged")
+
+	// The sandbox's account really has 200,000 events in that span, up to its clock.
+	srv, err := sandbox.Start(sandbox.Options{Seed: 1, Now: now, Scale: sandbox.Scale{Events: busyHoursEvents}})
+	require.NoError(t, err)
+	defer srv.Close()
+	n, err := srv.Count("/api/events", url.Values{"filter": {
+		"greater-or-equal(datetime,2026-11-30T09:30:00Z),less-than(datetime,2026-11-30T12:00:00Z)"}})
+	require.NoError(t, err)
+	assert.Equal(t, 200_000, n)
+	n, err = srv.Count("/api/events", url.Values{"filter": {
+		"greater-or-equal(datetime,2026-11-30T11:00:00Z),less-than(datetime,2026-11-30T12:00:00Z)"}})
+	require.NoError(t, err)
+	assert.Equal(t, 80_000, n, "the last hour is as dense as the rest")
 }
