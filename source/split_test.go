@@ -62,55 +62,6 @@ func TestSplitLeavesWindowsItCannotEstimateOrOrder(t *testing.T) {
 		"an unsorted read cannot stop at a cut, and a read with no page yet has no density")
 }
 
-// A busy hour is one window: after its first page, idle workers must fan it out at once, not a round trip a
-// halving. So a window split off and not read yet splits again, at the middle of its whole span (nothing of it has
-// been let through, so no page is wasted), down to two pages' worth where a window that has read stops at four.
-func TestAWindowSplitOffAndNotReadYetSplitsAgainAtTheMiddleOfItsSpan(t *testing.T) {
-	h := func(n int) time.Time { return splitBase.Add(time.Duration(n) * time.Hour) }
-	busy := &window{lo: h(0), hi: h(2), sorted: true}
-	tr := newTracker(cursorState{}, h(2))
-	tr.add([]*window{busy})
-	readInto(t, tr, busy, 1000, h(0), h(0).Add(36*time.Second)) // 1,000 in 35 s: about 2,000 pages of 100 to come
-
-	running := []*window{busy}
-	first := tr.split(running, 100, h(2))
-	require.NotNil(t, first)
-	running = append(running, first)
-	assert.Zero(t, first.admitted, "the split-off window has read nothing")
-	lo, hi := first.lo, first.hi
-	second := tr.split([]*window{first}, 100, h(2))
-	require.NotNil(t, second, "the split-off window's rest is known from its parent's density")
-	running = append(running, second)
-	mid := lo.Add(hi.Sub(lo) / 2).Truncate(time.Second)
-	assert.Equal(t, mid, first.hi, "an unread window is cut at the middle of its whole span")
-	assert.Equal(t, mid, second.lo)
-	assert.Equal(t, hi, second.hi)
-	assert.False(t, tr.admit(first, first.hi), "its read, when it comes, stops at the cut")
-
-	// Split until nothing is worth it: every window then holds under its threshold, and no span is lost or doubled.
-	for {
-		w := tr.split(running, 100, h(2))
-		if w == nil {
-			break
-		}
-		running = append(running, w)
-	}
-	covered := busy.hi
-	for _, w := range tr.windows[1:] {
-		assert.Equal(t, covered, w.lo, "the windows tile the span")
-		covered = w.hi
-		rest := w.expectedRest(h(2))
-		assert.Less(t, rest, float64(2*2*100), "an unread window is split down to under twice two pages")
-	}
-	assert.Equal(t, h(2), covered)
-	assert.Greater(t, len(tr.windows), 500, "about 2,000 pages in windows of two to four pages")
-
-	planned := &window{lo: h(2), hi: h(4), sorted: true}
-	tr2 := newTracker(cursorState{}, h(4))
-	tr2.add([]*window{planned})
-	assert.Nil(t, tr2.split([]*window{planned}, 100, h(4)), "a planned window before its first page has no density")
-}
-
 func TestSplitOfAnOpenWindowKeepsTheUpperHalfOpen(t *testing.T) {
 	h := func(n int) time.Time { return splitBase.Add(time.Duration(n) * time.Hour) }
 	open := &window{lo: h(0), sorted: true}
