@@ -271,15 +271,15 @@ func planMachineFloor(ctx context.Context, sb *sandboxProc, sc scenario, r resul
 		return plan, err
 	}
 
+	filterField := s.Cursor.Field
+	if s.Cursor.FilterField != "" {
+		filterField = s.Cursor.FilterField
+	}
 	var values []int64
 	list := url.Values{"path": {s.Path}, "fields[" + s.ResourceType + "]": {s.Cursor.Field}}
 	if !sc.startDate.IsZero() {
 		// Only the span the sync read: small-busy-hours' account holds 700 million events.
-		field := s.Cursor.Field
-		if s.Cursor.FilterField != "" {
-			field = s.Cursor.FilterField
-		}
-		list.Set("filter", fmt.Sprintf("%s(%s,%s)", s.Cursor.Lower, field, sc.startDate.Format(time.RFC3339)))
+		list.Set("filter", fmt.Sprintf("%s(%s,%s)", s.Cursor.Lower, filterField, sc.startDate.Format(time.RFC3339)))
 	}
 	err = sb.admin(ctx, http.MethodGet, "/_sandbox/resources", list, func(body io.Reader) error {
 		var cerr error
@@ -292,10 +292,6 @@ func planMachineFloor(ctx context.Context, sb *sandboxProc, sc scenario, r resul
 	windows, err := pageWindows(values, plan.page)
 	if err != nil {
 		return plan, err
-	}
-	filterField := s.Cursor.Field
-	if s.Cursor.FilterField != "" {
-		filterField = s.Cursor.FilterField
 	}
 	for _, w := range windows {
 		f, err := windowFilter(filterField, s.Cursor.Lower, s.Cursor.Upper, w)
